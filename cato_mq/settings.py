@@ -1,0 +1,80 @@
+"""One typed settings object, read from ``CATO_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+#: Redis on the default local port; tests and the demo override it with a throwaway server.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Must exceed the longest node a worker may run (nodes are cut at NODE_TIMEOUT_SHARE of it),
+#: yet stay short because it is also how long a crashed worker's request waits to be redelivered.
+DEFAULT_VISIBILITY_TIMEOUT_S = 60.0
+#: A node may use at most this share of the visibility timeout, so a healthy node is never
+#: redelivered while it still runs (which would execute it twice).
+NODE_TIMEOUT_SHARE = 0.8
+#: ~16k tokens of code: far above any real completion context, far below what would hurt Redis.
+DEFAULT_MAX_PROMPT_CHARS = 65_536
+#: Short enough to track load, long enough that one Redis read serves a burst of publishes.
+DEFAULT_ROUTER_CACHE_S = 0.05
+#: Heartbeat period; a replica silent for three periods is no longer counted.
+DEFAULT_HEARTBEAT_S = 1.0
+#: Violation counters are kept per window of this length (the provisioner reads them).
+DEFAULT_WINDOW_S = 10.0
+#: Streams and results outlive the request by this much, then expire.
+DEFAULT_RESULT_TTL_S = 3600
+
+
+class Settings(BaseModel):
+    redis_url: str = DEFAULT_REDIS_URL
+    pools: tuple[str, ...] = ("default",)
+    visibility_timeout_s: float = Field(DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
+    max_prompt_chars: int = Field(DEFAULT_MAX_PROMPT_CHARS, gt=0)
+    router_cache_s: float = Field(DEFAULT_ROUTER_CACHE_S, ge=0)
+    heartbeat_s: float = Field(DEFAULT_HEARTBEAT_S, gt=0)
+    window_s: float = Field(DEFAULT_WINDOW_S, gt=0)
+    result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, gt=0)
+    #: Stream flush period for tokens after the first (the first is always sent at once).
+    flush_s: float = Field(0.01, ge=0)
+    profile: str | None = None
+
+    @field_validator("pools", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("pools")
+    @classmethod
+    def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not p.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"pool name {p!r} must be letters, digits, '-' or '_'")
+        if not v:
+            raise ValueError("at least one pool is required")
+        return v
+
+    @property
+    def node_timeout_s(self) -> float:
+        return self.visibility_timeout_s * NODE_TIMEOUT_SHARE
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values = {
+            name: env[f"CATO_{name.upper()}"]
+            for name in cls.model_fields
+            if f"CATO_{name.upper()}" in env
+        }
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ValueError(f"bad CATO_* environment: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,91 @@
+"""Worker start-up: one process per device, engine loaded before any message is taken."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from celery.signals import worker_ready, worker_shutdown
+
+from cato_mq import keys
+from cato_mq.settings import get_settings
+from workers.devices import pin_env, resolve_platform
+from workers.engine import Engine
+from workers.replica import Replica
+
+log = logging.getLogger("cato_mq.worker")
+
+
+def build_engine(kind: str, profile: str | None, time_scale: float) -> tuple[Engine, dict[str, float]]:
+    if kind == "sim":
+        from workers.sim_engine import SimEngine, SimProfile
+
+        prof = SimProfile.load(profile) if profile else SimProfile()
+        return SimEngine(prof, time_scale), prof.estimates()
+    raise ValueError(f"unknown engine {kind!r}")
+
+
+def queues(pool: str) -> list[str]:
+    """Tier queues in strict service order (the worker uses the ``priority`` strategy)."""
+    return [keys.queue(pool, t) for t in keys.TIERS]
+
+
+def run_one(
+    pool: str, engine: str, device: str, concurrency: int, platform: str,
+    profile: str | None = None, time_scale: float = 1.0, loglevel: str = "INFO",
+) -> int:
+    """Run one worker in this process, pinned to ``device``. Returns the exit code."""
+    os.environ.update(pin_env(platform, device))
+    settings = get_settings()
+    name = f"{pool}-{engine}-d{device}@{socket.gethostname()}"
+    eng, seed = build_engine(engine, profile, time_scale)
+    replica = Replica(settings, pool, name, eng, concurrency, seed)
+    replica.start()  # raises before Celery consumes anything if the engine cannot start
+    from workers import tasks
+
+    tasks.set_replica(replica)
+    worker_ready.connect(lambda **_: replica.join(), weak=False)
+    worker_shutdown.connect(lambda **_: replica.close(), weak=False)
+    argv = [
+        "worker", "-P", "threads", "-c", str(concurrency), "-n", name,
+        "-Q", ",".join(queues(pool)), "-E", "--prefetch-multiplier", "1",
+        "--without-gossip", "--without-mingle", "-l", loglevel,
+    ]
+    try:
+        tasks.app.worker_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def supervise(devices: Sequence[str], child_args: Sequence[str], platform: str) -> int:
+    """Start one worker process per device and wait; a signal to us reaches all of them."""
+    procs = []
+    for device in devices:
+        env = {**os.environ, **pin_env(platform, device)}
+        cmd = [sys.executable, "-m", "cato_mq.cli", "worker", *child_args, "--device", device]
+        procs.append(subprocess.Popen(cmd, env=env))
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    return next((c for c in codes if c), 0)
+
+
+def check_profile(profile: str | None) -> None:
+    if profile and not Path(profile).is_file():
+        raise ValueError(f"profile {profile!r} does not exist")
+
+
+__all__ = ["check_profile", "resolve_platform", "run_one", "supervise"]

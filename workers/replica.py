@@ -1,0 +1,126 @@
+"""One replica: an engine on its own asyncio loop, shared by the worker's task threads.
+
+Celery's threads pool runs up to B node tasks at once; each LLM node hands its request
+to the engine loop and reads tokens back through a thread-safe queue, so all B requests
+share one continuously batching engine. A heartbeat thread keeps the replica's entry in
+the Redis registry fresh (in-flight count, concurrency), which the router and the
+provisioner read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from cato_mq import keys
+from cato_mq.estimates import DEFAULTS, EstimateStore
+from cato_mq.settings import Settings
+from workers.engine import Engine, SamplingParams
+
+_END = object()
+#: The registry hash outlives a silent fleet by this many heartbeats, then expires.
+REGISTRY_TTL_BEATS = 30
+
+
+class NodeTimeout(TimeoutError):
+    pass
+
+
+class Replica:
+    def __init__(
+        self, settings: Settings, pool: str, name: str, engine: Engine, concurrency: int,
+        seed_estimates: dict[str, float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.name = name
+        self.engine = engine
+        self.concurrency = concurrency
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.estimates = EstimateStore(self.redis)
+        self._seed = {**DEFAULTS, **(seed_estimates or {})}
+        self._inflight = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
+        self._beat_thread = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Load the engine (raises if it cannot start) and seed the pool's estimates."""
+        self._loop_thread.start()
+        asyncio.run_coroutine_threadsafe(self.engine.start(), self.loop).result()
+        self.estimates.seed(self.pool, self._seed)
+
+    def join(self) -> None:
+        """Enter the registry once Celery consumes: from now on the router counts us."""
+        self.beat()
+        self._beat_thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        with contextlib.suppress(redis.RedisError):
+            self.redis.hdel(keys.replicas(self.pool), self.name)
+
+    def beat(self) -> None:
+        key = keys.replicas(self.pool)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, self.name, f"{self._inflight} {self.concurrency} {time.time():.3f}")
+        pipe.expire(key, max(1, int(REGISTRY_TTL_BEATS * self.settings.heartbeat_s)))
+        pipe.execute()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_s):
+            with contextlib.suppress(redis.RedisError):
+                self.beat()
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        with self._lock:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inflight -= 1
+
+    def generate(self, request_id: str, prompt: str, params: SamplingParams, timeout_s: float) -> Iterator[str]:
+        """Stream deltas from the engine into this thread; abort the request on timeout or close."""
+        out: queue.Queue[Any] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for delta in self.engine.generate(request_id, prompt, params):
+                    out.put(delta)
+                out.put(_END)
+            except asyncio.CancelledError:
+                out.put(_END)
+                raise
+            except BaseException as exc:  # handed to the task thread, which re-raises it
+                out.put(exc)
+
+        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
+        until = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    item = out.get(timeout=max(0.0, until - time.monotonic()))
+                except queue.Empty:
+                    raise NodeTimeout(f"node exceeded {timeout_s:.1f} s") from None
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            future.cancel()  # a no-op when done; otherwise aborts the request in the engine

@@ -1,0 +1,180 @@
+"""The node task: runs one node of a request's graph on this worker's replica."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Ignore
+
+from cato_mq import keys
+from cato_mq.app import get_app
+from cato_mq.graphs import Node, graph_for
+from cato_mq.models import CodingTask, NodeRecord, Result
+from cato_mq.routing import NODE_TASK
+from workers import steps
+from workers.engine import SamplingParams
+from workers.replica import Replica
+
+app = get_app()
+_replica: Replica | None = None
+
+
+def set_replica(replica: Replica | None) -> None:
+    global _replica
+    _replica = replica
+
+
+def current_replica() -> Replica:
+    if _replica is None:
+        raise RuntimeError("no replica: node tasks run only inside `cato-mq worker`")
+    return _replica
+
+
+class TokenWriter:
+    """Sends deltas to the request's stream: the first at once (TTFT is felt there), the
+    rest coalesced to one XADD per ``flush_s`` so Redis sees a few writes per request."""
+
+    def __init__(self, client: redis.Redis, request_id: str, index: int, flush_s: float) -> None:
+        self._client = client
+        self._key = keys.stream(request_id)
+        self._node = str(index)
+        self._flush_s = flush_s
+        self._buffer: list[str] = []
+        self._offset = 0
+        self._last = 0.0
+        self.first_at: float | None = None
+        self.deltas = 0
+
+    def __call__(self, delta: str) -> None:
+        self.deltas += 1
+        self._buffer.append(delta)
+        now = time.monotonic()
+        if self.first_at is None or now - self._last >= self._flush_s:
+            self.flush()
+            self._last = now
+            if self.first_at is None:
+                self.first_at = time.time()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data = "".join(self._buffer)
+        self._client.xadd(self._key, {"t": "tok", "n": self._node, "o": str(self._offset), "d": data})
+        self._offset += len(data)
+        self._buffer.clear()
+
+
+def _run_step(replica: Replica, state: dict[str, Any], index: int, node: Node) -> tuple[dict[str, Any], TokenWriter | None]:
+    task, outputs = state["task"], state["outputs"]
+    if node.step == "retrieve":
+        return steps.retrieve(task, outputs), None
+    if node.step == "validate":
+        return steps.validate(task, outputs), None
+    if node.step == "noop":
+        return {}, None
+    rid = state["rid"]
+    writer = TokenWriter(replica.redis, rid, index, replica.settings.flush_s)
+    params = SamplingParams(
+        max_tokens=CodingTask.model_validate(task).effective_max_tokens,
+        temperature=task["temperature"],
+        seed=int(rid[:8], 16) + index,  # same text on redelivery
+    )
+    timeout = replica.settings.node_timeout_s
+    assert node.template is not None
+    detail = steps.llm(
+        task, outputs, node.template,
+        lambda prompt: replica.generate(f"{rid}-{index}", prompt, params, timeout), writer,
+    )
+    writer.flush()
+    return {**detail, "tokens": writer.deltas}, writer
+
+
+def _observed(node: Node, started: float, ended: float, writer: TokenWriter | None) -> dict[str, float]:
+    if writer is None or writer.first_at is None:
+        return {f"{node.step}:fixed": ended - started, "node": ended - started}
+    per_token = (ended - writer.first_at) / max(1, writer.deltas - 1)
+    return {"llm:fixed": writer.first_at - started, "llm:per_token": per_token, "node": ended - started}
+
+
+def _result(state: dict[str, Any]) -> Result:
+    task = CodingTask.model_validate(state["task"])
+    sla = task.effective_sla
+    submitted = state["submitted_at"]
+    first = state.get("first_token_at")
+    ttft = None if first is None else first - submitted
+    e2e = state["nodes"][-1]["ended_at"] - submitted
+    measured = ttft if sla.metric == "ttft" else e2e
+    outputs = state["outputs"]
+    return Result(
+        request_id=state["rid"], kind=task.kind, text=outputs.get("text", ""), ttft_s=ttft, e2e_s=e2e,
+        sla=sla, met_sla=measured is not None and measured <= sla.seconds,
+        nodes=[NodeRecord.model_validate(n) for n in state["nodes"]],
+        valid=outputs.get("valid"), validation=outputs.get("validation"),
+    )
+
+
+def _window(replica: Replica) -> str:
+    span = replica.settings.window_s
+    return keys.window(replica.pool, int(time.time() // span * span))
+
+
+@app.task(name=NODE_TASK, bind=True)
+def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float) -> dict[str, Any]:
+    replica = current_replica()
+    rid = state["rid"]
+    info = self.request.delivery_info or {}
+    redelivered = bool(info.get("redelivered"))
+    if redelivered and replica.redis.exists(keys.node_done(rid, index)):
+        raise Ignore()  # finished before its worker died un-acked; the next link is out already
+    graph = graph_for(CodingTask.model_validate(state["task"]).kind)
+    spec = graph[index]
+    queued_at = state["nodes"][-1]["ended_at"] if state["nodes"] else state["published_at"]
+    started = time.time()
+    try:
+        with replica.busy():
+            detail, writer = _run_step(replica, state, index, spec)
+    except Exception as exc:
+        pipe = replica.redis.pipeline(transaction=False)
+        pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
+        pipe.hincrby(_window(replica), "failed", 1)
+        pipe.execute()
+        raise
+    ended = time.time()
+    first_at = writer.first_at if writer else None
+    if spec.streams and first_at is not None and state.get("first_token_at") is None:
+        state["first_token_at"] = first_at
+    ttft_node = spec.streams and CodingTask.model_validate(state["task"]).effective_sla.metric == "ttft"
+    done_at = first_at if ttft_node and first_at is not None else ended
+    record = NodeRecord(
+        index=index, step=spec.step, tier=str(info.get("routing_key", "")).rpartition(".")[2],
+        worker=replica.name, redelivered=redelivered, deadline=deadline, queued_at=queued_at,
+        started_at=started, ended_at=ended, met_deadline=done_at <= deadline, detail=detail,
+    )
+    state["nodes"].append(record.model_dump(mode="json"))
+
+    s = replica.settings
+    window = _window(replica)
+    pipe = replica.redis.pipeline(transaction=False)
+    pipe.set(keys.node_done(rid, index), 1, ex=s.result_ttl_s)
+    pipe.xadd(keys.stream(rid), {"t": "node", "n": str(index), "d": record.model_dump_json()})
+    replica.estimates.observe(pool, _observed(spec, started, ended, writer), pipe)
+    pipe.hincrby(window, "nodes", 1)
+    if not record.met_deadline:
+        pipe.hincrby(window, "node_violations", 1)
+    if index == len(graph) - 1:
+        result = _result(state)
+        pipe.xadd(keys.stream(rid), {"t": "end", "d": result.model_dump_json()})
+        pipe.hincrby(window, "requests", 1)
+        if not result.met_sla:
+            pipe.hincrby(window, "request_violations", 1)
+    pipe.expire(window, int(s.window_s * 360))
+    pipe.execute()
+    return state
+
+
+def dump(state: dict[str, Any]) -> str:
+    return json.dumps(state)
