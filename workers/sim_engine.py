@@ -18,8 +18,8 @@ import json
 import random
 import re
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -72,12 +72,15 @@ class _Request:
     rng: random.Random
     words: list[str]
     cancelled: bool = False
-    prefilled: bool = field(default=False)
 
 
 class SimEngine:
-    def __init__(self, profile: SimProfile | None = None, time_scale: float = 1.0) -> None:
+    def __init__(
+        self, profile: SimProfile | None = None, time_scale: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.profile = profile or SimProfile()
+        self._sleep = sleep  # tests pass a virtual clock
         self.max_model_len = self.profile.max_model_len
         self._scale = time_scale
         self._waiting: deque[_Request] = deque()
@@ -87,7 +90,7 @@ class SimEngine:
         self.steps = 0
 
     async def start(self) -> None:
-        await asyncio.sleep(self.profile.cold_start_s * self._scale)
+        await self._sleep(self.profile.cold_start_s * self._scale)
         self._wake = asyncio.Event()
         self._loop_task = asyncio.create_task(self._run())
 
@@ -142,7 +145,7 @@ class SimEngine:
                 if not req.cancelled:
                     admitted.append(req)
             step = self.profile.step_s(len(self._running), sum(r.prompt_tokens for r in admitted))
-            await asyncio.sleep(step * self._scale)
+            await self._sleep(step * self._scale)
             self.steps += 1
             self._running += admitted
             for req in self._running:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -38,8 +37,9 @@ class TokenWriter:
     """Sends deltas to the request's stream: the first at once (TTFT is felt there), the
     rest coalesced to one XADD per ``flush_s`` so Redis sees a few writes per request."""
 
-    def __init__(self, client: redis.Redis, request_id: str, index: int, flush_s: float) -> None:
+    def __init__(self, client: redis.Redis, request_id: str, index: int, flush_s: float, worker: str) -> None:
         self._client = client
+        self._worker = worker
         self._key = keys.stream(request_id)
         self._node = str(index)
         self._flush_s = flush_s
@@ -63,7 +63,10 @@ class TokenWriter:
         if not self._buffer:
             return
         data = "".join(self._buffer)
-        self._client.xadd(self._key, {"t": "tok", "n": self._node, "o": str(self._offset), "d": data})
+        fields = {"t": "tok", "n": self._node, "o": str(self._offset), "d": data}
+        if self._offset == 0:
+            fields["w"] = self._worker  # who serves the node: operators and tests look here
+        self._client.xadd(self._key, fields)
         self._offset += len(data)
         self._buffer.clear()
 
@@ -77,7 +80,7 @@ def _run_step(replica: Replica, state: dict[str, Any], index: int, node: Node) -
     if node.step == "noop":
         return {}, None
     rid = state["rid"]
-    writer = TokenWriter(replica.redis, rid, index, replica.settings.flush_s)
+    writer = TokenWriter(replica.redis, rid, index, replica.settings.flush_s, replica.name)
     params = SamplingParams(
         max_tokens=CodingTask.model_validate(task).effective_max_tokens,
         temperature=task["temperature"],
@@ -175,6 +178,3 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
     pipe.execute()
     return state
 
-
-def dump(state: dict[str, Any]) -> str:
-    return json.dumps(state)

@@ -12,10 +12,10 @@ and it cannot start inside a daemonic process such as a prefork pool child.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -169,8 +169,8 @@ class VllmEngine:
                 llm.shutdown(timeout=CHILD_EXIT_TIMEOUT_S)
             except Exception:
                 log.exception("vLLM shutdown failed; killing its processes")
-        _reap(self._children)
-        self._children = []
+        children, self._children = self._children, []
+        await asyncio.to_thread(_reap, children)
 
     @property
     def num_unfinished_requests(self) -> int:
@@ -224,13 +224,8 @@ def _reap(children: list[Any]) -> None:
 
     _, alive = psutil.wait_procs(children, timeout=CHILD_EXIT_TIMEOUT_S)
     for proc in alive:
-        log.warning("killing engine process %s (pid %d): it outlived shutdown", proc.name(), proc.pid)
+        log.warning("killing engine process %d: it outlived shutdown", proc.pid)
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=CHILD_EXIT_TIMEOUT_S)
 
-
-def default_env() -> dict[str, str]:
-    """``device_env`` for this machine's platform and device 0, without overriding
-    what the environment already sets."""
-    return {k: v for k, v in device_env(detect_platform()).items() if k not in os.environ}

@@ -1,0 +1,45 @@
+import pytest
+
+from cato_mq.estimates import graph_costs
+from cato_mq.graphs import GRAPHS
+from cato_mq.models import Kind
+from cato_mq.slack import NodeCost, allot, budgets, ewma
+
+
+def test_cato_example_allotment() -> None:
+    costs = [NodeCost(5, 5), NodeCost(15, 15), NodeCost(5, 5)]
+    assert allot(50, costs) == pytest.approx([10, 30, 10])
+
+
+def test_e2e_deadlines_accumulate_to_the_sla() -> None:
+    plan = budgets(100.0, 50, [NodeCost(5, 5), NodeCost(15, 15), NodeCost(5, 5)])
+    assert [b.deadline for b in plan] == pytest.approx([110, 140, 150])
+    assert [b.expect_s for b in plan] == pytest.approx([5, 15, 5])
+
+
+def test_ttft_deadline_covers_only_up_to_first_token() -> None:
+    # retrieve 0.1 s, llm: 0.1 s to first token of 1.0 s total, validate 0.1 s (off the TTFT path)
+    costs = [NodeCost(0.1, 0.1), NodeCost(1.0, 0.1), NodeCost(0.1, 0.0)]
+    plan = budgets(0.0, 2.0, costs)  # path 0.2 s -> scale 10
+    assert plan[0].deadline == pytest.approx(1.0)
+    assert plan[1].deadline == pytest.approx(2.0)  # the first token is due at the SLA
+    assert plan[1].expect_s == pytest.approx(0.1)
+    assert plan[2].deadline == pytest.approx(1.0 + 10.0 + 1.0)  # later nodes scaled alike
+
+
+def test_graph_costs_cut_the_ttft_path_at_the_streamed_call() -> None:
+    costs = graph_costs({}, GRAPHS[Kind.generation], 100, "ttft")
+    assert costs[2].path_s == 0.0
+    assert costs[1].path_s < costs[1].full_s
+    e2e = graph_costs({}, GRAPHS[Kind.generation], 100, "e2e")
+    assert all(c.path_s == c.full_s for c in e2e)
+
+
+def test_bad_sla_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        allot(0, [NodeCost(1, 1)])
+
+
+def test_ewma_seeds_then_smooths() -> None:
+    assert ewma(None, 3.0) == 3.0
+    assert ewma(1.0, 2.0, alpha=0.2) == pytest.approx(1.2)
