@@ -29,11 +29,13 @@ def _worker(args: argparse.Namespace) -> int:
     if len(devices) > 1:
         child = ["--pool", args.pool, "--engine", args.engine, "--concurrency", str(args.concurrency),
                  "--platform", platform, "--time-scale", str(args.time_scale), "-l", args.loglevel]
+        if args.events:
+            child.append("--events")
         if args.profile:
             child += ["--profile", args.profile]
         return main.supervise(devices, child, platform)
     return main.run_one(args.pool, args.engine, devices[0], args.concurrency, platform,
-                        args.profile, args.time_scale, args.loglevel)
+                        args.profile, args.time_scale, args.loglevel, args.events)
 
 
 def _task_from_args(args: argparse.Namespace) -> object:
@@ -105,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--profile", help="engine profile JSON (sim timing parameters)")
     w.add_argument("--time-scale", type=float, default=1.0, help="sim engine: multiply every step's time")
     w.add_argument("-l", "--loglevel", default="INFO")
+    w.add_argument("--events", action="store_true",
+                   help="always send task events (default: only while Flower or another monitor asks)")
     w.set_defaults(func=_worker)
 
     s = sub.add_parser("submit", help="submit one task, stream its answer, print its timings")
@@ -130,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (see README)")
     b.add_argument("which", choices=["overhead"])
-    b.add_argument("--hops", type=int, default=2000, help="chain hops measured per system")
+    b.add_argument("--hops", type=int, default=1800, help="chain hops measured per system")
     b.add_argument("--redis-url", help="use this Redis instead of a throwaway local one")
     b.add_argument("--json", help="also write the figures to this file")
     b.set_defaults(func=_bench)
@@ -138,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run everything locally on embedded defaults and submit one task per kind")
     d.add_argument("--workers", type=int, default=1)
     d.set_defaults(func=_demo)
+    __import__("cato_mq.fleet_cli", fromlist=["register"]).register(sub)  # agent, beat, provisioner, fleet
     return p
 
 

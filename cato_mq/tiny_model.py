@@ -19,10 +19,12 @@ package must import on machines that only route and schedule.
 
 from __future__ import annotations
 
+import importlib
 import random
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 VOCAB_SIZE = 2048
 HIDDEN_SIZE = 128
@@ -41,7 +43,7 @@ def _corpus_files(corpus: Path | None, seed: int) -> list[Path]:
     if root.is_file():
         return [root]
     # test suites are huge and repetitive; skipping them gives a more varied sample
-    files = sorted(p for p in root.rglob("*.py") if "test" not in p.parts and p.is_file())
+    files = sorted(p for p in root.rglob("*.py") if "test" not in p.relative_to(root).parts and p.is_file())
     random.Random(seed).shuffle(files)
     return files
 
@@ -68,7 +70,10 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0, corpus: Path | None = None)
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    # untyped on purpose: transformers' annotations change between releases, and the
+    # core environment (where mypy also runs) does not have it at all
+    transformers: Any = importlib.import_module("transformers")
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,12 +97,12 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0, corpus: Path | None = None)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
     )
-    fast = PreTrainedTokenizerFast(
+    fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, model_max_length=MAX_POSITIONS
     )
     fast.save_pretrained(out_dir)
 
-    config = LlamaConfig(
+    config = transformers.LlamaConfig(
         vocab_size=tok.get_vocab_size(),
         hidden_size=HIDDEN_SIZE,
         num_attention_heads=NUM_HEADS,
@@ -112,7 +117,7 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0, corpus: Path | None = None)
     # vLLM picks the dtype from the config; float32 is the one CPU kernels handle everywhere
     config.dtype = torch.float32
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model = transformers.LlamaForCausalLM(config).to(torch.float32)
     model.save_pretrained(out_dir)
     return out_dir
 

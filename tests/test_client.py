@@ -13,7 +13,10 @@ from cato_mq import CodingTask, ContextFile, Kind, Result, handle, submit
 from tests.conftest import WorkerFactory
 
 CONTEXT = (
-    ContextFile(path="mathutil.py", text="def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"),
+    ContextFile(
+        path="mathutil.py",
+        text="def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
+    ),
     ContextFile(path="strings.py", text="def shout(s):\n    return s.upper()\n"),
 )
 TASKS = {
@@ -69,7 +72,9 @@ def test_result_is_readable_from_another_process(workers: WorkerFactory, redis_u
         ({"kind": "completion", "prompt": ""}, "at least 1 character"),
     ],
 )
-def test_bad_input_is_refused_and_nothing_is_enqueued(rds: redis.Redis, fields: dict[str, object], message: str) -> None:
+def test_bad_input_is_refused_and_nothing_is_enqueued(
+    rds: redis.Redis, fields: dict[str, object], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         submit(CodingTask.model_validate(fields))
     assert rds.dbsize() == 0

@@ -22,7 +22,9 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-async def _collect(engine: SimEngine, clock: VirtualClock, rid: str, prompt: str, n: int) -> tuple[list[str], float, float]:
+async def _collect(
+    engine: SimEngine, clock: VirtualClock, rid: str, prompt: str, n: int
+) -> tuple[list[str], float, float]:
     first = None
     out = []
     async for piece in engine.generate(rid, prompt, SamplingParams(max_tokens=n, seed=1)):

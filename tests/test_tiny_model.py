@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
-from cato_mq.tiny_model import make_tiny_model  # noqa: E402
+from cato_mq.tiny_model import make_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +44,15 @@ def test_tokenizer_round_trips_code_and_adds_bos(tiny: Path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    code = "def f(x: int) -> int:\n    return x * 2  # é ✓\n"
+    code = "def f(self, x: int) -> int:\n    return self.value + x\n"
     ids = tok.encode(code)
     assert ids[0] == tok.bos_token_id
     assert tok.decode(ids, skip_special_tokens=True) == code
     # a trained BPE, not bytes: common code compresses well below one token per char
     assert len(ids) < len(code) / 2
+    # byte-level: text never seen in training still round-trips, no <unk>
+    odd = "naïve ✓ 日本 \x00\t"
+    assert tok.decode(tok.encode(odd), skip_special_tokens=True) == odd
     assert tok.eos_token == "</s>" and len(tok) == 2048
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from celery.signals import worker_ready, worker_shutdown
 
 from cato_mq import keys
+from cato_mq.fleet import worker_name
 from cato_mq.settings import get_settings
 from workers.devices import pin_env, resolve_platform
 from workers.engine import Engine
@@ -38,25 +39,28 @@ def queues(pool: str) -> list[str]:
 
 def run_one(
     pool: str, engine: str, device: str, concurrency: int, platform: str,
-    profile: str | None = None, time_scale: float = 1.0, loglevel: str = "INFO",
+    profile: str | None = None, time_scale: float = 1.0, loglevel: str = "INFO", events: bool = False,
 ) -> int:
     """Run one worker in this process, pinned to ``device``. Returns the exit code."""
     os.environ.update(pin_env(platform, device))
     settings = get_settings()
-    name = f"{pool}-{engine}-d{device}@{socket.gethostname()}"
+    name = worker_name(pool, engine, device, settings.host or socket.gethostname())
     eng, seed = build_engine(engine, profile, time_scale)
     replica = Replica(settings, pool, name, eng, concurrency, seed)
     replica.start()  # raises before Celery consumes anything if the engine cannot start
-    from workers import tasks
+    from workers import drain, tasks
 
     tasks.set_replica(replica)
+    drain.install(replica, queues(pool))
     worker_ready.connect(lambda **_: replica.join(), weak=False)
     worker_shutdown.connect(lambda **_: replica.close(), weak=False)
     argv = [
         "worker", "-P", "threads", "-c", str(concurrency), "-n", name,
-        "-Q", ",".join(queues(pool)), "-E", "--prefetch-multiplier", "1",
+        "-Q", ",".join(queues(pool)), "--prefetch-multiplier", "1",
         "--without-gossip", "--without-mingle", "-l", loglevel,
     ]
+    if events:  # otherwise events flow only while a monitor (Flower) has enabled them
+        argv.append("-E")
     try:
         tasks.app.worker_main(argv)
     except SystemExit as exc:

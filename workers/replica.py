@@ -21,6 +21,7 @@ import redis
 
 from cato_mq import keys
 from cato_mq.estimates import DEFAULTS, EstimateStore
+from cato_mq.ledger import Ledger
 from cato_mq.settings import Settings
 from workers.engine import Engine, SamplingParams
 
@@ -45,8 +46,11 @@ class Replica:
         self.concurrency = concurrency
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.estimates = EstimateStore(self.redis)
+        self.ledger = Ledger(self.redis, settings.result_ttl_s, settings.window_s)
         self._seed = {**DEFAULTS, **(seed_estimates or {})}
         self._inflight = 0
+        #: ``ready`` while consuming; ``draining`` once an agent cancelled its consumers
+        self.state = "ready"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.loop = asyncio.new_event_loop()
@@ -72,10 +76,20 @@ class Replica:
         with contextlib.suppress(redis.RedisError):
             self.redis.hdel(keys.replicas(self.pool), self.name)
 
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def drain(self) -> None:
+        """Announce at once that we take no new work (the router then skips our slots)."""
+        self.state = "draining"
+        with contextlib.suppress(redis.RedisError):
+            self.beat()
+
     def beat(self) -> None:
         key = keys.replicas(self.pool)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, self.name, f"{self._inflight} {self.concurrency} {time.time():.3f}")
+        pipe.hset(key, self.name, f"{self._inflight} {self.concurrency} {time.time():.3f} {self.state}")
         pipe.expire(key, max(1, int(REGISTRY_TTL_BEATS * self.settings.heartbeat_s)))
         pipe.execute()
 

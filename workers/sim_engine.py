@@ -139,7 +139,7 @@ class SimEngine:
             if not self._running and not self._waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            admitted = []
+            admitted: list[_Request] = []
             while self._waiting and len(self._running) + len(admitted) < self.profile.max_num_seqs:
                 req = self._waiting.popleft()
                 if not req.cancelled:

@@ -12,6 +12,7 @@ from celery.exceptions import Ignore
 from cato_mq import keys
 from cato_mq.app import get_app
 from cato_mq.graphs import Node, graph_for
+from cato_mq.ledger import Finished
 from cato_mq.models import CodingTask, NodeRecord, Result
 from cato_mq.routing import NODE_TASK
 from workers import steps
@@ -37,7 +38,7 @@ class TokenWriter:
     """Sends deltas to the request's stream: the first at once (TTFT is felt there), the
     rest coalesced to one XADD per ``flush_s`` so Redis sees a few writes per request."""
 
-    def __init__(self, client: redis.Redis, request_id: str, index: int, flush_s: float, worker: str) -> None:
+    def __init__(self, client: redis.Redis[str], request_id: str, index: int, flush_s: float, worker: str) -> None:
         self._client = client
         self._worker = worker
         self._key = keys.stream(request_id)
@@ -71,7 +72,9 @@ class TokenWriter:
         self._buffer.clear()
 
 
-def _run_step(replica: Replica, state: dict[str, Any], index: int, node: Node) -> tuple[dict[str, Any], TokenWriter | None]:
+def _run_step(
+    replica: Replica, state: dict[str, Any], spec: CodingTask, index: int, node: Node
+) -> tuple[dict[str, Any], TokenWriter | None]:
     task, outputs = state["task"], state["outputs"]
     if node.step == "retrieve":
         return steps.retrieve(task, outputs), None
@@ -82,7 +85,7 @@ def _run_step(replica: Replica, state: dict[str, Any], index: int, node: Node) -
     rid = state["rid"]
     writer = TokenWriter(replica.redis, rid, index, replica.settings.flush_s, replica.name)
     params = SamplingParams(
-        max_tokens=CodingTask.model_validate(task).effective_max_tokens,
+        max_tokens=spec.effective_max_tokens,
         temperature=task["temperature"],
         seed=int(rid[:8], 16) + index,  # same text on redelivery
     )
@@ -103,8 +106,7 @@ def _observed(node: Node, started: float, ended: float, writer: TokenWriter | No
     return {"llm:fixed": writer.first_at - started, "llm:per_token": per_token, "node": ended - started}
 
 
-def _result(state: dict[str, Any]) -> Result:
-    task = CodingTask.model_validate(state["task"])
+def _result(state: dict[str, Any], task: CodingTask) -> Result:
     sla = task.effective_sla
     submitted = state["submitted_at"]
     first = state.get("first_token_at")
@@ -120,9 +122,11 @@ def _result(state: dict[str, Any]) -> Result:
     )
 
 
-def _window(replica: Replica) -> str:
-    span = replica.settings.window_s
-    return keys.window(replica.pool, int(time.time() // span * span))
+def _graph(state: dict[str, Any], task: CodingTask) -> tuple[Node, ...]:
+    # "steps" overrides the kind's graph; only `cato-mq bench` uses it (no-op chains)
+    if "steps" in state:
+        return tuple(Node(step) for step in state["steps"])
+    return graph_for(task.kind)
 
 
 @app.task(name=NODE_TASK, bind=True)
@@ -133,25 +137,26 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
     redelivered = bool(info.get("redelivered"))
     if redelivered and replica.redis.exists(keys.node_done(rid, index)):
         raise Ignore()  # finished before its worker died un-acked; the next link is out already
-    graph = graph_for(CodingTask.model_validate(state["task"]).kind)
+    task = CodingTask.model_validate(state["task"])
+    graph = _graph(state, task)
     spec = graph[index]
     queued_at = state["nodes"][-1]["ended_at"] if state["nodes"] else state["published_at"]
     started = time.time()
     try:
         with replica.busy():
-            detail, writer = _run_step(replica, state, index, spec)
+            detail, writer = _run_step(replica, state, task, index, spec)
     except Exception as exc:
         pipe = replica.redis.pipeline(transaction=False)
         pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
-        pipe.hincrby(_window(replica), "failed", 1)
+        pipe.hincrby(replica.ledger.window_key(replica.pool, time.time()), "failed", 1)
         pipe.execute()
         raise
     ended = time.time()
     first_at = writer.first_at if writer else None
     if spec.streams and first_at is not None and state.get("first_token_at") is None:
         state["first_token_at"] = first_at
-    ttft_node = spec.streams and CodingTask.model_validate(state["task"]).effective_sla.metric == "ttft"
-    done_at = first_at if ttft_node and first_at is not None else ended
+    sla = task.effective_sla
+    done_at = first_at if spec.streams and sla.metric == "ttft" and first_at is not None else ended
     record = NodeRecord(
         index=index, step=spec.step, tier=str(info.get("routing_key", "")).rpartition(".")[2],
         worker=replica.name, redelivered=redelivered, deadline=deadline, queued_at=queued_at,
@@ -159,22 +164,15 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
     )
     state["nodes"].append(record.model_dump(mode="json"))
 
-    s = replica.settings
-    window = _window(replica)
-    pipe = replica.redis.pipeline(transaction=False)
-    pipe.set(keys.node_done(rid, index), 1, ex=s.result_ttl_s)
-    pipe.xadd(keys.stream(rid), {"t": "node", "n": str(index), "d": record.model_dump_json()})
-    replica.estimates.observe(pool, _observed(spec, started, ended, writer), pipe)
-    pipe.hincrby(window, "nodes", 1)
-    if not record.met_deadline:
-        pipe.hincrby(window, "node_violations", 1)
-    if index == len(graph) - 1:
-        result = _result(state)
-        pipe.xadd(keys.stream(rid), {"t": "end", "d": result.model_dump_json()})
-        pipe.hincrby(window, "requests", 1)
-        if not result.met_sla:
-            pipe.hincrby(window, "request_violations", 1)
-    pipe.expire(window, int(s.window_s * 360))
-    pipe.execute()
+    last = index == len(graph) - 1
+    result = _result(state, task) if last else None
+    replica.ledger.finish(
+        Finished(
+            request_id=rid, pool=pool, index=index, record_json=record.model_dump_json(),
+            result_json=result.model_dump_json() if result else None,
+            node_missed=not record.met_deadline, request_missed=bool(result and not result.met_sla),
+            observed=_observed(spec, started, ended, writer),
+        ),
+        ended,
+    )
     return state
-

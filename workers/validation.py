@@ -60,9 +60,8 @@ def check_brackets(code: str, language: str) -> Verdict:
             quote = ch
         elif ch in "([{":
             stack.append(ch)
-        elif ch in _PAIRS:
-            if not stack or stack.pop() != _PAIRS[ch]:
-                return Verdict(False, "brackets", f"unbalanced {ch!r} at offset {i}")
+        elif ch in _PAIRS and (not stack or stack.pop() != _PAIRS[ch]):
+            return Verdict(False, "brackets", f"unbalanced {ch!r} at offset {i}")
         i += 1
     if stack:
         return Verdict(False, "brackets", f"{len(stack)} bracket(s) left open")

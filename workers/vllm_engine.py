@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,9 @@ class VllmEngine:
     def count_tokens(self, text: str) -> int:
         return len(self._require_tokenizer().encode(text))
 
-    async def generate(self, request_id: str, prompt: str, params: SamplingParams) -> AsyncIterator[str]:
+    async def generate(
+        self, request_id: str, prompt: str, params: SamplingParams
+    ) -> AsyncGenerator[str, None]:
         from vllm.inputs import tokens_input
 
         llm = self._require_llm()
@@ -228,4 +230,3 @@ def _reap(children: list[Any]) -> None:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=CHILD_EXIT_TIMEOUT_S)
-
