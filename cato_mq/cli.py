@@ -13,15 +13,20 @@ EXIT_USAGE = 2
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import os
+
     from cato_mq.settings import get_settings
     from workers import main
 
+    if args.pools_file:  # through the environment: per-device children inherit it
+        os.environ["CATO_POOLS_FILE"] = str(Path(args.pools_file).resolve())
     settings = get_settings()
     if args.pool not in settings.pools:
         raise ValueError(f"unknown pool {args.pool!r}; configured pools: {', '.join(settings.pools)} (CATO_POOLS)")
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
     main.check_profile(args.profile)
+    main.check_engine(args.engine, args.pool)
     platform = main.resolve_platform(args.platform)
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     if not devices:
@@ -100,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run a replica: one worker process per device")
     w.add_argument("--pool", required=True, help="model pool whose tier queues to consume")
-    w.add_argument("--engine", choices=["sim"], default="sim", help="LLM engine (default: sim)")
+    w.add_argument("--engine", choices=["sim", "vllm"], default="sim", help="LLM engine (default: sim)")
+    w.add_argument("--pools-file", help="vllm: model pools file (default: CATO_POOLS_FILE)")
     w.add_argument("--device", "--devices", default="0", help="device id(s), comma-separated; one process each")
     w.add_argument("--concurrency", "-c", type=int, default=16, help="requests in flight per replica (batch)")
     w.add_argument("--platform", default="auto", help="auto, npu, gpu or cpu: which variable pins the device")
@@ -143,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=1)
     d.set_defaults(func=_demo)
     __import__("cato_mq.fleet_cli", fromlist=["register"]).register(sub)  # agent, beat, provisioner, fleet
+    __import__("cato_mq.vllm_cli", fromlist=["register"]).register(sub)  # make-tiny-model, profile, bench-vllm
     return p
 
 

@@ -100,3 +100,12 @@ def prov_last() -> str:
 def load_times() -> str:
     """Hash pool -> measured model load seconds (spawn to ready) of its latest replica."""
     return f"{PREFIX}:prov:load"
+
+
+# --- engine profiles (issue 3) -----------------------------------------------------------
+
+
+def profile(pool: str) -> str:
+    """JSON of the pool's latest ``cato-mq profile`` (the file's contents); workers without a
+    profile file seed their estimates from it."""
+    return f"{PREFIX}:profile:{pool}"

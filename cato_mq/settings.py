@@ -39,6 +39,9 @@ class Settings(BaseModel):
     #: Stream flush period for tokens after the first (the first is always sent at once).
     flush_s: float = Field(0.01, ge=0)
     profile: str | None = None
+    #: Model pools file (``cato_mq.pools``) that vLLM workers, the profiler and the agent's
+    #: spawned workers all read, so one setting configures a host.
+    pools_file: str | None = None
     #: Host part of worker names (``<pool>-<engine>-d<device>@<host>``); empty means the
     #: machine's name. An agent sets it for its workers, so agents playing different
     #: hosts on one machine give their workers distinct names.

@@ -89,7 +89,7 @@ def test_worker_keeps_registry_and_counters(workers: WorkerFactory, rds: redis.R
     workers("-c", "3")
     entry = rds.hgetall(keys.replicas("default"))
     (name, value), = entry.items()
-    busy, concurrency, beat, state = value.split()
+    _, concurrency, _, state = value.split()
     assert name.startswith("default-sim-d0@") and concurrency == "3" and state == "ready"
     ok = submit(CodingTask(kind="summarization", prompt="def a(): pass", max_tokens=8)).result(timeout=30)
     late = submit(CodingTask(kind="summarization", prompt="def b(): pass", max_tokens=8),

@@ -1,7 +1,7 @@
 """The engine interface: what a worker needs from an LLM engine.
 
 One engine lives in each worker process, on an asyncio loop of its own (see
-``workers.runtime``); Celery task threads hand it requests and read tokens back.
+``workers.replica``); Celery task threads hand it requests and read tokens back.
 Every engine batches internally: many ``generate`` streams run at once on it.
 """
 
@@ -39,13 +39,18 @@ class Engine(Protocol):
     async def start(self) -> None:
         """Load the model; raise ``EngineError`` on failure."""
 
+    @property
+    def errored(self) -> bool:
+        """True once the engine died while running; the worker then exits (see replica)."""
+
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` occupies in this engine's tokenizer."""
 
     def generate(self, request_id: str, prompt: str, params: SamplingParams) -> AsyncIterator[str]:
         """Yield text deltas as the engine produces them.
 
-        Raises ``RequestTooLong`` before any output when the request cannot fit.
+        Raises ``RequestTooLong`` before any output when the request cannot fit, and
+        ``EngineError`` when the engine itself died (no other request can run either).
         Closing the iterator early (``aclose``) must abort the request in the engine.
         """
 

@@ -16,20 +16,36 @@ from celery.signals import worker_ready, worker_shutdown
 from cato_mq import keys
 from cato_mq.fleet import worker_name
 from cato_mq.settings import get_settings
+from workers import fatal
 from workers.devices import pin_env, resolve_platform
-from workers.engine import Engine
+from workers.engine import Engine, EngineError
 from workers.replica import Replica
 
 log = logging.getLogger("cato_mq.worker")
 
 
-def build_engine(kind: str, profile: str | None, time_scale: float) -> tuple[Engine, dict[str, float]]:
+def build_engine(
+    kind: str, profile: str | None, time_scale: float, pool: str = "default", platform: str = "cpu"
+) -> tuple[Engine, dict[str, float]]:
     if kind == "sim":
+        from cato_mq.profiles import seed_estimates
         from workers.sim_engine import SimEngine, SimProfile
 
         prof = SimProfile.load(profile) if profile else SimProfile()
-        return SimEngine(prof, time_scale), prof.estimates()
+        return SimEngine(prof, time_scale), seed_estimates(profile, None, pool) or prof.estimates()
+    if kind == "vllm":
+        from workers import vllm_worker
+
+        return vllm_worker.build(pool, platform, profile, None)
     raise ValueError(f"unknown engine {kind!r}")
+
+
+def check_engine(kind: str, pool: str) -> None:
+    """Refuse (ValueError) a vLLM pool the pools file does not define or whose model is missing."""
+    if kind == "vllm":
+        from workers import vllm_worker
+
+        vllm_worker.spec_for(pool, None)
 
 
 def queues(pool: str) -> list[str]:
@@ -45,9 +61,14 @@ def run_one(
     os.environ.update(pin_env(platform, device))
     settings = get_settings()
     name = worker_name(pool, engine, device, settings.host or socket.gethostname())
-    eng, seed = build_engine(engine, profile, time_scale)
+    eng, seed = build_engine(engine, profile, time_scale, pool, platform)
     replica = Replica(settings, pool, name, eng, concurrency, seed)
-    replica.start()  # raises before Celery consumes anything if the engine cannot start
+    try:
+        replica.start()  # before Celery consumes anything: a failed engine never takes a task
+    except EngineError as exc:
+        print(f"cato-mq worker {name}: {exc}", file=sys.stderr)
+        replica.close()
+        return fatal.EXIT_ENGINE_FAILED
     from workers import drain, tasks
 
     tasks.set_replica(replica)
@@ -92,4 +113,4 @@ def check_profile(profile: str | None) -> None:
         raise ValueError(f"profile {profile!r} does not exist")
 
 
-__all__ = ["check_profile", "resolve_platform", "run_one", "supervise"]
+__all__ = ["check_engine", "check_profile", "resolve_platform", "run_one", "supervise"]

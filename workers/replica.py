@@ -23,7 +23,8 @@ from cato_mq import keys
 from cato_mq.estimates import DEFAULTS, EstimateStore
 from cato_mq.ledger import Ledger
 from cato_mq.settings import Settings
-from workers.engine import Engine, SamplingParams
+from workers import fatal
+from workers.engine import Engine, EngineError, SamplingParams
 
 _END = object()
 #: The registry hash outlives a silent fleet by this many heartbeats, then expires.
@@ -73,6 +74,8 @@ class Replica:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._beat_thread.is_alive():  # a beat in progress must not re-add us after the HDEL
+            self._beat_thread.join(timeout=5)
         with contextlib.suppress(redis.RedisError):
             self.redis.hdel(keys.replicas(self.pool), self.name)
 
@@ -95,6 +98,8 @@ class Replica:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
+            if self.engine.errored:  # died while idle: leave before taking a task it cannot run
+                fatal.engine_died(self, EngineError("engine reported itself dead"))
             with contextlib.suppress(redis.RedisError):
                 self.beat()
 
@@ -133,6 +138,8 @@ class Replica:
                     raise NodeTimeout(f"node exceeded {timeout_s:.1f} s") from None
                 if item is _END:
                     return
+                if isinstance(item, EngineError):
+                    fatal.engine_died(self, item)  # never returns: the node stays un-acked
                 if isinstance(item, BaseException):
                     raise item
                 yield item

