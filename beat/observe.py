@@ -20,7 +20,7 @@ def sliding(current: dict[str, str], previous: dict[str, str], field: str, frac:
 
 
 def pool_obs(raw: list[object], replicas: list[fleet.ReplicaRecord], frac: float, now: float,
-             stale_s: float) -> PoolObs:
+             stale_s: float, window_s: float) -> PoolObs:
     cur, prev, *rest = raw
     steps = len(keys.PRIORITY_STEPS)
     lengths, (registry, node_s, load_s) = rest[: steps * len(keys.TIERS)], rest[steps * len(keys.TIERS):]
@@ -30,8 +30,7 @@ def pool_obs(raw: list[object], replicas: list[fleet.ReplicaRecord], frac: float
     # counting them is what makes the provisioner act before the queue grows long
     queued_violated = sum(int(x) for x in lengths[: 2 * steps])  # type: ignore[call-overload]
     queued = sum(int(x) for x in lengths)  # type: ignore[call-overload]
-    ready = starting = draining = idle = inflight = slots = 0
-    last_ready = -math.inf
+    ready = starting = draining = idle = inflight = slots = fresh = 0
     for r in replicas:
         if r.state in ("requested", "starting"):
             starting += 1
@@ -39,7 +38,7 @@ def pool_obs(raw: list[object], replicas: list[fleet.ReplicaRecord], frac: float
             draining += 1
         elif r.state == "ready":
             ready += 1
-            last_ready = max(last_ready, r.since)
+            fresh += now - r.since < window_s  # the window's counts predate it
             entry = registry.get(r.name)
             if entry is not None:
                 busy, concurrency, beat, _ = parse_entry(entry)
@@ -51,7 +50,7 @@ def pool_obs(raw: list[object], replicas: list[fleet.ReplicaRecord], frac: float
     return PoolObs(
         violations=round(violations), nodes=round(sliding(cur, prev, "nodes", frac)), queued=queued,
         ready=ready, starting=starting, draining=draining, idle=idle, inflight=inflight, slots=slots,
-        last_ready_at=last_ready, load_s=float(load_s or 0.0), node_s=float(node_s or 0.0),  # type: ignore[arg-type]
+        fresh=fresh, load_s=float(load_s or 0.0), node_s=float(node_s or 0.0),  # type: ignore[arg-type]
     )
 
 
@@ -74,7 +73,7 @@ def gather(client: Redis, settings: Settings, now: float) -> tuple[Observations,
     per = len(raw) // len(settings.pools)
     stale = STALE_HEARTBEATS * settings.heartbeat_s
     pools = {
-        pool: pool_obs(raw[i * per : (i + 1) * per], view.replicas(pool), frac, now, stale)
+        pool: pool_obs(raw[i * per : (i + 1) * per], view.replicas(pool), frac, now, stale, span)
         for i, pool in enumerate(settings.pools)
     }
     return Observations(now, pools, view.free_devices, span), view

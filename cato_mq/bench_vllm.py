@@ -108,14 +108,19 @@ def makespan(samples: Sequence[Sample]) -> float:
     return max(t0 + e2e for t0, _, e2e in samples) - min(t0 for t0, _, _ in samples)
 
 
-def _sim(profile: Any, prompts: Sequence[str], batch: int, rounds: int, max_tokens: int) -> dict[str, list[Any]]:
+def _sim(
+    profile: Any, prompts: Sequence[str], requests: int, batch: int, rounds: int, max_tokens: int
+) -> dict[str, list[Any]]:
     from workers.sim_engine import SimEngine
 
     async def go() -> dict[str, list[Any]]:
         engine = SimEngine(profile.sim)
         await engine.start()
-        light = [await engine_one(engine, f"s{i}", p, max_tokens) for i, p in enumerate(prompts)]
-        batches = [await engine_batch(engine, f"sb{r}", prompts[:batch], max_tokens) for r in range(rounds)]
+        light = [await engine_one(engine, f"s{i}", p, max_tokens) for i, p in enumerate(prompts[:requests])]
+        batches = [
+            await engine_batch(engine, f"sb{r}", prompts[requests + r * batch : requests + (r + 1) * batch], max_tokens)
+            for r in range(rounds)
+        ]
         await engine.shutdown()
         return {"light": light, "batches": batches}
 
@@ -129,7 +134,9 @@ def run(args: argparse.Namespace, pools_file: str, workdir: Path) -> dict[str, A
     spec = pool_spec(pools_file, args.pool)
     platform = resolve_platform(args.platform)
     levels = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= min(args.batch, spec.max_num_seqs)]
-    texts = profiler.prompts(max(args.requests, args.batch) + 1)
+    # every measured request gets a prompt neither engine has seen: vLLM caches prefixes,
+    # which would make a repeated prompt's prefill nearly free (the simulator has no cache)
+    texts = profiler.prompts(args.requests + args.rounds * args.batch + 1)
     tasks = [_task(args.pool, t, args.max_tokens) for t in texts]
     built = [build_prompt(t.model_dump(mode="json"), {}, "summarize") for t in tasks]
     out: dict[str, Any] = {"pool": args.pool, "platform": platform, "batch": args.batch,
@@ -160,13 +167,14 @@ def run(args: argparse.Namespace, pools_file: str, workdir: Path) -> dict[str, A
             print(f"bench-vllm: {args.batch} at once x {args.rounds}", file=sys.stderr)
             batches: dict[str, list[list[Sample]]] = {"cato": [], "direct": []}
             for r in range(args.rounds):
-                batches["cato"].append(cato_batch(tasks[: args.batch]))
-                batches["direct"].append(loop.run(engine_batch(engine, f"b{r}", built[: args.batch], args.max_tokens)))
+                lo, hi = args.requests + r * args.batch, args.requests + (r + 1) * args.batch
+                batches["cato"].append(cato_batch(tasks[lo:hi]))
+                batches["direct"].append(loop.run(engine_batch(engine, f"b{r}", built[lo:hi], args.max_tokens)))
             loop.run(engine.shutdown())
         finally:
             loop.close()
             local.stop([worker])
-    sim = _sim(prof, built[: args.requests], args.batch, args.rounds, args.max_tokens)
+    sim = _sim(prof, built, args.requests, args.batch, args.rounds, args.max_tokens)
     systems: dict[str, dict[str, list[Any]]] = {k: {"light": light[k], "batches": batches[k]} for k in light}
     systems["sim"] = sim
     for name, data in systems.items():

@@ -51,13 +51,15 @@ class ProvisionerConfig(BaseModel):
     #: ... and they must be at least this share of the window's nodes (the paper's
     #: max_exceeded_proportion); 5 % keeps goodput near 95 % before capacity is added.
     up_ratio: float = Field(0.05, ge=0, le=1)
-    #: Replicas added per this many violations ("in proportion to the violations").
+    #: Stand-in for a replica's capacity (nodes per window) until it is measured (no ready
+    #: replica has reported its slots yet, or no service-time estimate): low on purpose,
+    #: an unmeasured pool errs towards more replicas. Measured, 4 slots x 10 s window /
+    #: ~2 s nodes is about 20.
     violations_per_replica: float = Field(5.0, gt=0)
-    #: At most this many replicas per pool per tick: bounds a burst's cost if it is short.
-    max_step: int = Field(2, ge=1)
-    #: After a replica became ready, wait one violation window before adding again: older
-    #: violations say nothing about the capacity that replica brought.
-    up_settle_s: float = Field(10.0, ge=0)
+    #: At most this many replicas per pool per tick: bounds the order a wrong service-time
+    #: estimate (a few very slow nodes) can cause. A burst that needs more gets the rest at
+    #: the next tick, once these count as capacity on the way; half the default maximum.
+    max_step: int = Field(4, ge=1)
     #: A retire needs this long of calm (no violations, nothing queued, low utilization):
     #: three windows, so a pause between bursts does not cost a cold start.
     calm_s: float = Field(30.0, ge=0)

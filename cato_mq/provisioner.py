@@ -4,12 +4,24 @@ result; a simulator can call the same function.
 
 Reading of Algorithm 2 (thresholds in ``ProvisionerConfig``):
 
-* **Up.** A pool scales up when the slack violations of the last window reach
-  ``up_violations`` and ``up_ratio`` of its nodes, *and* outnumber its idle replicas (with
-  an idle replica, violations come from something more replicas cannot fix). It adds
-  ``ceil(violations / violations_per_replica)`` replicas, minus those already starting (no
-  pile-up during cold starts), at most ``max_step`` per tick, and not again until the
-  newest replica has served a whole window (``up_settle_s``).
+* **Violations.** A window's violations are the nodes that finished past their slack in
+  the last window *plus* the nodes queued right now as violated or at risk (the router
+  found that no replica can meet their slack at the current queue). The queued part is
+  the early signal: it counts a burst as soon as the queue outgrows the slack, before any
+  of those nodes has finished late.
+* **Up: when.** The violations reach ``up_violations`` and ``up_ratio`` of the window's
+  nodes, *and* outnumber the idle replicas (with an idle replica, violations come from
+  something more replicas cannot fix).
+* **Up: how many** ("in proportion to the violations"). The proportion is measured, not
+  a constant: one replica serves ``slots / node_s`` nodes per second, so
+  ``capacity = replica batch slots x window / mean node time`` nodes per window. Capacity
+  on the way, i.e. replicas still starting and replicas ready for less than a window (the
+  window's counts predate them), is subtracted first; the rest, ``ceil((violations -
+  on_the_way x capacity) / capacity)``, is ordered in one tick, at most ``max_step``.
+  While the on-the-way capacity covers the violations nothing more is ordered, which is
+  what stops a pile-up during cold starts; a backlog that outgrows it gets more at the
+  next tick, not a window later. Until a ready replica has reported its slots and the
+  pool has a service-time estimate, ``violations_per_replica`` stands in for capacity.
 * **Down.** One replica at a time, after ``calm_s`` of calm (no violation, nothing queued,
   in-flight below ``down_utilization`` of the batch slots), at least ``down_cooldown_s``
   after the pool last changed, and never while a replica starts or drains.
@@ -41,7 +53,7 @@ class PoolObs:
     idle: int = 0  # ready replicas with nothing in flight
     inflight: int = 0
     slots: int = 0  # batch slots of the ready replicas
-    last_ready_at: float = -math.inf  # when its newest replica became ready
+    fresh: int = 0  # ready replicas that became ready less than a window ago
     load_s: float = 0.0  # measured model load time (eviction feature)
     node_s: float = 0.0  # mean node service time (eviction feature)
 
@@ -71,17 +83,23 @@ class PoolState:
 State = dict[str, PoolState]
 
 
-def _up(o: PoolObs, now: float, c: ProvisionerConfig) -> int:
+def capacity(o: PoolObs, window_s: float, c: ProvisionerConfig) -> float:
+    """Nodes one replica serves in a window: its batch slots x window / mean node time."""
+    if o.ready and o.slots and o.node_s > 0:
+        return o.slots / o.ready * window_s / o.node_s
+    return c.violations_per_replica  # nothing measured yet
+
+
+def _up(o: PoolObs, window_s: float, c: ProvisionerConfig) -> int:
     """Replicas to add now (Algorithm 2)."""
     if o.current == 0 and o.queued > 0:
         return 1  # work waits and nobody serves it: no window will ever show violations
     v = o.violations
     if v < c.up_violations or v < c.up_ratio * o.nodes or v <= o.idle:
         return 0
-    if now - o.last_ready_at < c.up_settle_s:
-        return 0
-    need = math.ceil(v / c.violations_per_replica) - o.starting
-    return max(0, min(need, c.max_step))
+    per = capacity(o, window_s, c)
+    uncovered = v - (o.starting + o.fresh) * per
+    return max(0, min(math.ceil(uncovered / per), c.max_step))
 
 
 def _calm(o: PoolObs, c: ProvisionerConfig) -> bool:
@@ -90,14 +108,14 @@ def _calm(o: PoolObs, c: ProvisionerConfig) -> bool:
 
 
 def decide_pool(
-    pool: str, o: PoolObs, s: PoolState, now: float, c: ProvisionerConfig
+    pool: str, o: PoolObs, s: PoolState, now: float, c: ProvisionerConfig, window_s: float = 10.0
 ) -> tuple[int, PoolState]:
     lo, hi = c.min_for(pool), c.max_for(pool)
     calm_since = (s.calm_since if s.calm_since is not None else now) if _calm(o, c) else None
     s = replace(s, calm_since=calm_since)
     if o.current < lo:
         return lo, replace(s, last_change=now)
-    add = _up(o, now, c)
+    add = _up(o, window_s, c)
     if add and o.current < hi:
         return min(hi, o.current + add), replace(s, last_change=now, calm_since=None)
     if o.current > hi:
@@ -116,7 +134,9 @@ def decide(obs: Observations, state: State, config: ProvisionerConfig) -> tuple[
     desired: dict[str, int] = {}
     new: State = {}
     for pool, o in obs.pools.items():
-        desired[pool], new[pool] = decide_pool(pool, o, state.get(pool, PoolState()), obs.now, config)
+        desired[pool], new[pool] = decide_pool(
+            pool, o, state.get(pool, PoolState()), obs.now, config, obs.window_s
+        )
     return fit_devices(desired, obs, config), new
 
 

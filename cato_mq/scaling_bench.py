@@ -11,6 +11,10 @@ the same seeded bursty Poisson workload. From the results and the replica timeli
 * **replica-seconds**: device occupancy (lease taken to worker gone) within a fixed
   measurement window (the load plus a tail), and utilization = node-seconds served /
   (replica-seconds x batch slots).
+
+Cold starts are real process starts on a small machine, so one run is noisy: by default
+each policy runs twice, interleaved (cato, baseline, cato, baseline) so that background
+load hits both alike, and the table shows every run and the median per policy.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import json
 import random
 import signal
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -43,14 +48,15 @@ MAX_TOKENS = 32
 ENV = {
     "CATO_POOLS": "default", "CATO_WINDOW_S": "2", "CATO_HEARTBEAT_S": "0.2", "CATO_VISIBILITY_TIMEOUT_S": "10",
     "CATO_SCALE_TICK_S": "0.5", "CATO_SCALE_LEASE_S": "3", "CATO_SCALE_LEADER_TTL_S": "3",
-    "CATO_SCALE_DEFAULT_MIN": "1", "CATO_SCALE_DEFAULT_MAX": "3", "CATO_SCALE_UP_SETTLE_S": "2",
-    "CATO_SCALE_CALM_S": "6", "CATO_SCALE_DOWN_COOLDOWN_S": "6",
+    "CATO_SCALE_DEFAULT_MIN": "1", "CATO_SCALE_DEFAULT_MAX": "3", "CATO_SCALE_CALM_S": "6",
+    "CATO_SCALE_DOWN_COOLDOWN_S": "6",
 }
 
 
 @dataclass
 class Outcome:
     policy: str
+    run: str
     requests: int
     goodput: float
     reaction_s: float | None
@@ -74,9 +80,10 @@ def arrivals(seed: int = 7) -> list[float]:
     return out
 
 
-def run_policy(policy: str, factor: float, logs: Path) -> Outcome:
+def run_policy(policy: str, factor: float, logs: Path, run: str = "1") -> Outcome:
     env = {**ENV, "CATO_SCALE_POLICY": policy, "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor),
            "CATO_SCALE_DOWNSCALE_DELAY_S": str(600.0 / factor)}
+    logs.mkdir(parents=True, exist_ok=True)
     profile = logs / "profile.json"
     profile.write_text(json.dumps({"cold_start_s": COLD_START_S}))
     with local.LocalRedis() as server:
@@ -96,7 +103,7 @@ def run_policy(policy: str, factor: float, logs: Path) -> Outcome:
             procs.append(local.start_cli(server.url, ["provisioner"], env, logs / f"{policy}-provisioner.log"))
             procs.append(local.start_cli(server.url, ["beat"], env, logs / f"{policy}-beat.log"))
             _wait(lambda: any(r.state == "ready" for r in fleet.read(client).replicas()), 60)
-            return _measure(policy, client)
+            return _measure(policy, run, client)
         finally:
             for p in reversed(procs):
                 if p.poll() is None:
@@ -115,7 +122,7 @@ def _wait(cond: Any, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _measure(policy: str, client: redis.Redis) -> Outcome:  # type: ignore[type-arg]
+def _measure(policy: str, run: str, client: redis.Redis) -> Outcome:  # type: ignore[type-arg]
     from cato_mq import CodingTask, submit
 
     task = CodingTask(kind="summarization", prompt="def f(x):\n    return x + 1\n", max_tokens=MAX_TOKENS,
@@ -160,7 +167,7 @@ def _measure(policy: str, client: redis.Redis) -> Outcome:  # type: ignore[type-
             if ready and starts:
                 load = ready[0] - spans[new[0]][0]
                 reaction = min(starts) - t0 - load
-    return Outcome(policy, len(results), sum(r.met_sla for r in results) / len(results), reaction, load,
+    return Outcome(policy, run, len(results), sum(r.met_sla for r in results) / len(results), reaction, load,
                    replica_s, busy / (replica_s * CONCURRENCY) if replica_s else 0.0, peak)
 
 
@@ -181,15 +188,35 @@ def table(outcomes: list[Outcome], factor: float) -> str:
         f"{COLD_START_S * TIME_SCALE:g} s; queue-length baseline: target 2 ongoing/replica, up/down delays "
         f"{30 / factor:g} s / {600 / factor:g} s (Ray Serve's 30 s / 600 s divided by {factor:g}).",
         "",
-        "| policy | goodput | reaction (s, excl. load) | load (s) | replica-seconds | utilization | peak replicas |",
-        "|---|---|---|---|---|---|---|",
+        "| policy | run | goodput | reaction (s, excl. load) | load (s) | replica-seconds | utilization "
+        "| peak replicas |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for o in outcomes:
+    rows = list(outcomes)
+    policies = list(dict.fromkeys(o.policy for o in outcomes))
+    if len(outcomes) > len(policies):
+        rows += [median([o for o in outcomes if o.policy == p]) for p in policies]
+    for o in rows:
         react = "-" if o.reaction_s is None else f"{o.reaction_s:.2f}"
         load = "-" if o.load_s is None else f"{o.load_s:.2f}"
-        lines.append(f"| {o.policy} | {o.goodput:.1%} | {react} | {load} | {o.replica_s:.1f} | "
+        lines.append(f"| {o.policy} | {o.run} | {o.goodput:.1%} | {react} | {load} | {o.replica_s:.1f} | "
                      f"{o.utilization:.1%} | {o.peak} |")
     return "\n".join(lines)
+
+
+def median(runs: list[Outcome]) -> Outcome:
+    """Each figure's median over the runs of one policy (of two runs: their mean)."""
+
+    def med(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    return Outcome(
+        runs[0].policy, "median", runs[0].requests, statistics.median(o.goodput for o in runs),
+        med([o.reaction_s for o in runs]), med([o.load_s for o in runs]),
+        statistics.median(o.replica_s for o in runs), statistics.median(o.utilization for o in runs),
+        max(o.peak for o in runs),
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -199,7 +226,12 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--policies: choose from cato, queue_length (got {args.policies!r})")
     logs = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="cato-bench-scaling-"))
     logs.mkdir(parents=True, exist_ok=True)
-    outcomes = [run_policy(p, args.time_factor, logs) for p in policies]
+    if args.repeat < 1:
+        raise ValueError("--repeat: at least 1")
+    outcomes = [
+        run_policy(p, args.time_factor, logs / f"run{i}", str(i))
+        for i in range(1, args.repeat + 1) for p in policies
+    ]
     print(table(outcomes, args.time_factor))
     if args.json:
         Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=2))

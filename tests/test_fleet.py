@@ -28,7 +28,6 @@ FLEET_ENV = {
     "CATO_SCALE_LEADER_TTL_S": "1.5",
     "CATO_SCALE_LEASE_S": str(LEASE_S),
     "CATO_SCALE_ORDER_TTL_S": "3",
-    "CATO_SCALE_UP_SETTLE_S": "2",
     "CATO_SCALE_CALM_S": "3",
     "CATO_SCALE_DOWN_COOLDOWN_S": "3",
     "CATO_SCALE_MIN_REPLICAS": "other=0",
@@ -201,7 +200,7 @@ def test_on_device_exhaustion_the_lower_score_pool_gives_up(
     cato_app.reset()
     f = make_fleet(CATO_POOLS="default,other,third", CATO_SCALE_MIN_REPLICAS="other=0,third=0",
                    CATO_SCALE_SENSITIVITY="default=1,other=1,third=0", CATO_SCALE_CALM_S="600",
-                   CATO_SCALE_VIOLATIONS_PER_REPLICA="1000", CATO_SCALE_MAX_REPLICAS="default=2")
+                   CATO_SCALE_MAX_STEP="1", CATO_SCALE_MAX_REPLICAS="default=2")
     f.agent("h1", "0,1,2")
     f.control()
     f.wait_ready("default", 1)

@@ -9,16 +9,18 @@ from cato_mq.provisioner import Observations, PoolObs, State, decide
 
 CFG = ProvisionerConfig(
     default_min=1, default_max=6, up_violations=3, up_ratio=0.05, violations_per_replica=5, max_step=2,
-    up_settle_s=10, calm_s=30, down_cooldown_s=30, down_utilization=0.3,
+    calm_s=30, down_cooldown_s=30, down_utilization=0.3,
 )
+#: Measured capacity in the tests below: 4 slots x 2 s window / 1 s nodes = 8 nodes per window.
+WINDOW_S = 2.0
 
 
 def run(script: list[tuple[float, dict[str, PoolObs]]], free: int = 10,
-        cfg: ProvisionerConfig = CFG) -> list[dict[str, int]]:
+        cfg: ProvisionerConfig = CFG, window_s: float = 10.0) -> list[dict[str, int]]:
     state: State = {}
     out = []
     for now, pools in script:
-        desired, state = decide(Observations(now, pools, free), state, cfg)
+        desired, state = decide(Observations(now, pools, free, window_s), state, cfg)
         out.append(desired)
     return out
 
@@ -52,12 +54,50 @@ def test_starting_replicas_count_as_capacity_on_the_way() -> None:
     assert run(seq) == [{"p": 3}, {"p": 3}, {"p": 3}, {"p": 4}]
 
 
-def test_no_second_scale_up_until_the_new_replica_served_a_window() -> None:
-    seq = [
-        (100.0, {"p": ready(3, violations=20, last_ready_at=95.0)}),  # its window predates it
-        (106.0, {"p": ready(3, violations=20, last_ready_at=95.0)}),
+def measured(n: int, **kw: float) -> PoolObs:
+    """``n`` busy ready replicas of 4 slots with 1 s nodes: 8 nodes per replica per 2 s window."""
+    return replace(ready(n, node_s=1.0, nodes=8 * n), **kw)  # type: ignore[arg-type]
+
+
+def test_step_is_sized_from_the_measured_capacity() -> None:
+    # 20 at-risk nodes, a replica serves 8 per window: 3 more, in one tick
+    cfg = CFG.model_copy(update=dict(max_step=4))
+    assert run([(0.0, {"p": measured(1, violations=20)})], cfg=cfg, window_s=WINDOW_S) == [{"p": 4}]
+    # slower nodes, fewer served per replica: more replicas for the same violations
+    assert run([(0.0, {"p": measured(1, violations=12)})], cfg=cfg, window_s=WINDOW_S) == [{"p": 3}]
+    assert run([(0.0, {"p": measured(1, violations=12, node_s=2.0)})], cfg=cfg, window_s=WINDOW_S) == [{"p": 4}]
+    # a longer window gives a replica more time for them: one is enough
+    assert run([(0.0, {"p": measured(1, violations=20)})], cfg=cfg, window_s=10.0) == [{"p": 2}]
+
+
+def test_a_burst_is_answered_within_a_tick_with_enough_replicas_in_one_step() -> None:
+    cfg = CFG.model_copy(update=dict(max_step=4, default_max=8))
+    calm = measured(1, inflight=1, nodes=2)
+    seq = [(t / 2, {"p": calm}) for t in range(6)] + [
+        (3.0, {"p": replace(calm, inflight=4, queued=5)}),  # the queue starts, nothing at risk yet
+        (3.5, {"p": replace(calm, inflight=4, queued=14, violations=9)}),  # at risk: act now
+        (4.0, {"p": replace(calm, inflight=4, queued=18, violations=13, starting=2)}),
+        (4.5, {"p": replace(calm, inflight=4, queued=22, violations=16, starting=2)}),  # still covered
     ]
-    assert run(seq) == [{"p": 3}, {"p": 5}]
+    assert [d["p"] for d in run(seq, cfg=cfg, window_s=WINDOW_S)] == [1] * 7 + [3, 3, 3]
+
+
+def test_no_pile_up_while_capacity_on_the_way_covers_the_violations() -> None:
+    # 2 starting replicas cover 16 violations per window; only the excess orders more
+    seq = [(t, {"p": measured(1, violations=v, starting=2)}) for t, v in
+           [(0.0, 10), (0.5, 16), (1.0, 16), (1.5, 17), (2.0, 25)]]
+    assert [d["p"] for d in run(seq, window_s=WINDOW_S)] == [3, 3, 3, 4, 5]
+
+
+def test_replicas_that_just_became_ready_count_as_capacity_on_the_way() -> None:
+    # the window's violations predate the 2 fresh replicas: they cover 16 of the 20
+    (d,) = run([(0.0, {"p": measured(3, violations=20, fresh=2)})], window_s=WINDOW_S)
+    assert d == {"p": 4}
+    (d,) = run([(0.0, {"p": measured(3, violations=12, fresh=2)})], window_s=WINDOW_S)
+    assert d == {"p": 3}
+    # a window later they are part of the counts
+    (d,) = run([(0.0, {"p": measured(3, violations=20)})], window_s=WINDOW_S)
+    assert d == {"p": 5}  # ceil(20 / 8) = 3, max_step 2
 
 
 def test_empty_pool_with_queued_work_gets_a_replica() -> None:

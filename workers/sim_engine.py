@@ -105,7 +105,8 @@ class SimEngine:
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.steps = 0
-        self._due = 0.0
+        #: when the current step is due on the loop's clock; None while idle
+        self._due: float | None = None
 
     async def start(self) -> None:
         await self._sleep(self.profile.cold_start_s * self._scale)
@@ -152,14 +153,15 @@ class SimEngine:
 
     async def _pace(self, seconds: float) -> None:
         """Sleep one step. On the real clock each step ends at its due time, not ``seconds``
-        after the previous one ended: a sleep's overshoot (~0.1-0.3 ms) would otherwise add
-        up over hundreds of steps (tens of ms per request, >10 % at 2 ms per token)."""
+        after the previous one ended: epoll rounds every sleep up to whole milliseconds, and
+        that overshoot would otherwise add up (+50 % at 2 ms per token); a late step makes
+        the next ones shorter instead."""
         if self._sleep is not asyncio.sleep:  # a virtual clock counts exactly
             await self._sleep(seconds)
             return
         now = asyncio.get_running_loop().time()
-        self._due = max(self._due, now) + seconds  # after idling, start from now
-        await asyncio.sleep(self._due - now)
+        self._due = (now if self._due is None else self._due) + seconds
+        await asyncio.sleep(max(0.0, self._due - now))
 
     def _token(self, req: _Request) -> str:
         pick = req.rng.random()
@@ -171,6 +173,7 @@ class SimEngine:
         while True:
             self._running = [r for r in self._running if not r.cancelled]
             if not self._running and not self._waiting:
+                self._due = None  # idle: the next step is timed from its own start
                 self._wake.clear()
                 await self._wake.wait()
             admitted: list[_Request] = []
