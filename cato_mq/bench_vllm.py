@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,14 +76,28 @@ def cato_one(task: CodingTask) -> Sample:
 
 
 def cato_batch(tasks: Sequence[CodingTask]) -> list[Sample]:
-    gate = threading.Barrier(len(tasks))
+    """All requests at once, as one client with many in flight: submit each, then follow
+    every stream with one blocking read (a thread per request would measure the GIL)."""
+    from cato_mq.client import follow, submit
 
-    def one(task: CodingTask) -> Sample:
-        gate.wait()
-        return cato_one(task)
-
-    with ThreadPoolExecutor(len(tasks)) as pool:
-        return list(pool.map(one, tasks))
+    sent: dict[str, float] = {}
+    handles = []
+    for task in tasks:
+        sent_at = time.perf_counter()
+        h = submit(task)
+        sent[h.request_id] = sent_at
+        handles.append(h)
+    first: dict[str, float] = {}
+    done: dict[str, float] = {}
+    for h, kind, _ in follow(handles, timeout=600):
+        now = time.perf_counter()
+        if kind == "tok":
+            first.setdefault(h.request_id, now)
+        elif kind in ("end", "err"):
+            done[h.request_id] = now
+    return [
+        (sent[r], first.get(r, float("nan")) - sent[r], done[r] - sent[r]) for r in (h.request_id for h in handles)
+    ]
 
 
 async def engine_one(engine: Engine, rid: str, prompt: str, max_tokens: int) -> Sample:

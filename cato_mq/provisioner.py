@@ -11,17 +11,26 @@ Reading of Algorithm 2 (thresholds in ``ProvisionerConfig``):
   of those nodes has finished late.
 * **Up: when.** The violations reach ``up_violations`` and ``up_ratio`` of the window's
   nodes, *and* outnumber the idle replicas (with an idle replica, violations come from
-  something more replicas cannot fix).
-* **Up: how many** ("in proportion to the violations"). The proportion is measured, not
-  a constant: one replica serves ``slots / node_s`` nodes per second, so
-  ``capacity = replica batch slots x window / mean node time`` nodes per window. Capacity
-  on the way, i.e. replicas still starting and replicas ready for less than a window (the
-  window's counts predate them), is subtracted first; the rest, ``ceil((violations -
-  on_the_way x capacity) / capacity)``, is ordered in one tick, at most ``max_step``.
-  While the on-the-way capacity covers the violations nothing more is ordered, which is
-  what stops a pile-up during cold starts; a backlog that outgrows it gets more at the
-  next tick, not a window later. Until a ready replica has reported its slots and the
-  pool has a service-time estimate, ``violations_per_replica`` stands in for capacity.
+  something more replicas cannot fix). Or, earlier, *predicted* violations: no replica is
+  idle, the queue grew since the last tick, and at that growth it would take longer than
+  a window to drain through the ready slots by the time a replica ordered now could
+  serve (one measured load time away). A replica cannot help sooner than its cold start,
+  so waiting for the router's at-risk verdict loses that much time to a burst. The
+  window stands for the pool's latency horizon here, as it does for the violation
+  counts; a standing queue (not growing) is left to the violation counts.
+* **Up: how many** ("in proportion to the violations"). The deficit is the violations,
+  or the whole queue if it is longer (the safe nodes queued behind the at-risk ones are
+  the next to miss: at a burst's start the queue outgrows the at-risk count), projected
+  one cold start ahead while nothing is starting yet. The proportion is measured, not a
+  constant: a replica serves ``capacity = its batch slots x window / mean node time``
+  nodes per window. Capacity on the way, i.e. replicas still starting and replicas ready
+  for less than a window (the window's counts predate them), covers part of the deficit;
+  the rest, ``ceil((deficit - on_the_way x capacity) / capacity)``, is ordered in one
+  tick, at most ``max_step``. While the capacity on the way covers the deficit nothing
+  more is ordered, which is what stops a pile-up during cold starts; a backlog that
+  outgrows it gets more at the next tick, not a window later. Until a ready replica has
+  reported its slots and the pool has a service-time estimate, ``violations_per_replica``
+  stands in for capacity.
 * **Down.** One replica at a time, after ``calm_s`` of calm (no violation, nothing queued,
   in-flight below ``down_utilization`` of the batch slots), at least ``down_cooldown_s``
   after the pool last changed, and never while a replica starts or drains.
@@ -55,7 +64,7 @@ class PoolObs:
     slots: int = 0  # batch slots of the ready replicas
     fresh: int = 0  # ready replicas that became ready less than a window ago
     load_s: float = 0.0  # measured model load time (eviction feature)
-    node_s: float = 0.0  # mean node service time (eviction feature)
+    node_s: float = 0.0  # mean node service time (replica capacity, eviction feature)
 
     @property
     def current(self) -> int:
@@ -75,6 +84,9 @@ class Observations:
 class PoolState:
     last_change: float = -math.inf
     calm_since: float | None = None
+    #: the queue length at the previous tick, for its growth
+    queued: int = 0
+    seen_at: float | None = None
     #: queue-length baseline: the direction it wants to move and since when
     want: int = 0
     want_since: float | None = None
@@ -90,15 +102,33 @@ def capacity(o: PoolObs, window_s: float, c: ProvisionerConfig) -> float:
     return c.violations_per_replica  # nothing measured yet
 
 
-def _up(o: PoolObs, window_s: float, c: ProvisionerConfig) -> int:
+def projected_queue(o: PoolObs, s: PoolState, now: float) -> float:
+    """The queue one cold start from now if it keeps growing as since the last tick. While
+    replicas start, the growth is the one they were ordered for: not projected again."""
+    if s.seen_at is None or now <= s.seen_at or o.starting:
+        return float(o.queued)
+    return o.queued + max(0.0, (o.queued - s.queued) / (now - s.seen_at)) * o.load_s
+
+
+def _up(o: PoolObs, s: PoolState, now: float, window_s: float, c: ProvisionerConfig) -> int:
     """Replicas to add now (Algorithm 2)."""
     if o.current == 0 and o.queued > 0:
         return 1  # work waits and nobody serves it: no window will ever show violations
-    v = o.violations
-    if v < c.up_violations or v < c.up_ratio * o.nodes or v <= o.idle:
+    v, ahead = o.violations, projected_queue(o, s, now)
+    violated = v >= c.up_violations and v >= c.up_ratio * o.nodes and v > o.idle
+    # predicted violations: the queue grows, and a replica ordered now serves only after
+    # a cold start; if by then the queue would take longer than a window to drain through
+    # the ready slots, its tail will miss
+    early = (
+        ahead > o.queued >= c.up_violations and o.idle == 0 and o.slots > 0
+        and ahead * o.node_s / o.slots > window_s
+    )
+    if not (violated or early):
         return 0
     per = capacity(o, window_s, c)
-    uncovered = v - (o.starting + o.fresh) * per
+    # the safe nodes queued behind the at-risk ones are the next to miss: once the pool
+    # is short, the whole (projected) queue is work it is not keeping up with
+    uncovered = max(v, ahead) - (o.starting + o.fresh) * per
     return max(0, min(math.ceil(uncovered / per), c.max_step))
 
 
@@ -112,10 +142,10 @@ def decide_pool(
 ) -> tuple[int, PoolState]:
     lo, hi = c.min_for(pool), c.max_for(pool)
     calm_since = (s.calm_since if s.calm_since is not None else now) if _calm(o, c) else None
-    s = replace(s, calm_since=calm_since)
+    add = _up(o, s, now, window_s, c)
+    s = replace(s, calm_since=calm_since, queued=o.queued, seen_at=now)
     if o.current < lo:
         return lo, replace(s, last_change=now)
-    add = _up(o, window_s, c)
     if add and o.current < hi:
         return min(hi, o.current + add), replace(s, last_change=now, calm_since=None)
     if o.current > hi:

@@ -70,14 +70,39 @@ def test_step_is_sized_from_the_measured_capacity() -> None:
     assert run([(0.0, {"p": measured(1, violations=20)})], cfg=cfg, window_s=10.0) == [{"p": 2}]
 
 
+def test_the_queue_behind_the_at_risk_nodes_counts_once_the_pool_is_short() -> None:
+    # 4 at risk, but 20 queued behind them: sized for 20
+    cfg = CFG.model_copy(update=dict(max_step=4))
+    assert run([(0.0, {"p": measured(1, violations=4, queued=20)})], cfg=cfg, window_s=WINDOW_S) == [{"p": 4}]
+    # a standing queue without violations is not a reason (Algorithm 2 acts on violations)
+    seq = [(0.0, {"p": measured(1, queued=20)}), (0.5, {"p": measured(1, queued=20)})]
+    assert run(seq, cfg=cfg, window_s=WINDOW_S) == [{"p": 1}, {"p": 1}]
+
+
+def test_a_growing_queue_is_answered_before_it_violates() -> None:
+    # +4 nodes in 0.5 s, 2 s cold start: 4 + 16 = 20 queued by the time a replica serves,
+    # 5 s of draining through 4 slots, more than the 2 s window: predicted violations
+    cfg = CFG.model_copy(update=dict(max_step=4))
+    saturated = measured(1, load_s=2.0)
+    seq = [(0.0, {"p": saturated}), (0.5, {"p": replace(saturated, queued=4)})]
+    assert run(seq, cfg=cfg, window_s=WINDOW_S) == [{"p": 1}, {"p": 4}]  # ceil(20 / 8) = 3 more
+    # the same growth with a fast start (0.2 s): 4.8 queued drain in 1.2 s, nothing yet
+    quick = replace(saturated, load_s=0.2)
+    seq = [(0.0, {"p": quick}), (0.5, {"p": replace(quick, queued=4)})]
+    assert run(seq, cfg=cfg, window_s=WINDOW_S) == [{"p": 1}, {"p": 1}]
+    # idle replicas mean the queue is not for lack of capacity
+    seq = [(0.0, {"p": saturated}), (0.5, {"p": replace(saturated, queued=4, idle=1)})]
+    assert run(seq, cfg=cfg, window_s=WINDOW_S) == [{"p": 1}, {"p": 1}]
+
+
 def test_a_burst_is_answered_within_a_tick_with_enough_replicas_in_one_step() -> None:
     cfg = CFG.model_copy(update=dict(max_step=4, default_max=8))
     calm = measured(1, inflight=1, nodes=2)
     seq = [(t / 2, {"p": calm}) for t in range(6)] + [
         (3.0, {"p": replace(calm, inflight=4, queued=5)}),  # the queue starts, nothing at risk yet
         (3.5, {"p": replace(calm, inflight=4, queued=14, violations=9)}),  # at risk: act now
-        (4.0, {"p": replace(calm, inflight=4, queued=18, violations=13, starting=2)}),
-        (4.5, {"p": replace(calm, inflight=4, queued=22, violations=16, starting=2)}),  # still covered
+        (4.0, {"p": replace(calm, inflight=4, queued=15, violations=12, starting=2)}),
+        (4.5, {"p": replace(calm, inflight=4, queued=16, violations=14, starting=2)}),  # still covered
     ]
     assert [d["p"] for d in run(seq, cfg=cfg, window_s=WINDOW_S)] == [1] * 7 + [3, 3, 3]
 
@@ -87,6 +112,11 @@ def test_no_pile_up_while_capacity_on_the_way_covers_the_violations() -> None:
     seq = [(t, {"p": measured(1, violations=v, starting=2)}) for t, v in
            [(0.0, 10), (0.5, 16), (1.0, 16), (1.5, 17), (2.0, 25)]]
     assert [d["p"] for d in run(seq, window_s=WINDOW_S)] == [3, 3, 3, 4, 5]
+    # the queue grows during the cold start, as expected while the 2 do not serve yet:
+    # its growth is not projected again, only what exceeds their capacity counts
+    growing = measured(1, load_s=2.0, starting=2)
+    seq = [(t, {"p": replace(growing, queued=q, violations=q)}) for t, q in [(0.0, 4), (0.5, 8), (1.0, 12), (1.5, 20)]]
+    assert [d["p"] for d in run(seq, window_s=WINDOW_S)] == [3, 3, 3, 4]
 
 
 def test_replicas_that_just_became_ready_count_as_capacity_on_the_way() -> None:
@@ -162,3 +192,22 @@ def test_a_draining_donor_is_capacity_on_the_way_no_second_eviction() -> None:
     pools = {"hot": ready(1, violations=20), "chat": ready(2, inflight=2), "batch": ready(1, draining=1)}
     (d,) = run([(0.0, pools)], free=0, cfg=CFG.model_copy(update=dict(violations_per_replica=100)))
     assert d == {"hot": 2, "chat": 2, "batch": 1}  # hot waits for batch's device
+
+
+def test_a_burst_then_calm_grows_once_and_shrinks_back_one_at_a_time() -> None:
+    cfg = CFG.model_copy(update=dict(max_step=4, calm_s=6, down_cooldown_s=6))
+    busy, calm = measured(1, inflight=4), measured(1, inflight=0, nodes=2)
+    seq: list[tuple[float, PoolObs]] = [
+        (0.0, replace(busy, queued=14, violations=9)),  # burst: 2 more at once
+        (0.5, replace(busy, queued=16, violations=12, starting=2)),  # covered: no pile-up
+        (3.0, replace(busy, ready=3, slots=12, inflight=12, queued=6, violations=8, fresh=2)),
+        (5.0, replace(busy, ready=3, slots=12, inflight=9, queued=0, violations=2)),  # caught up
+        (7.0, replace(calm, ready=3, slots=12, inflight=1)),  # calm from here
+        (12.0, replace(calm, ready=3, slots=12, inflight=1)),
+        (13.0, replace(calm, ready=3, slots=12, inflight=1)),  # 6 s of calm: one retires
+        (14.0, replace(calm, ready=2, slots=8, inflight=1)),
+        (19.0, replace(calm, ready=2, slots=8, inflight=1)),  # cooldown since 13: one more
+        (30.0, replace(calm, inflight=1)),  # at the minimum
+    ]
+    desired = [d["p"] for d in run([(t, {"p": o}) for t, o in seq], cfg=cfg, window_s=WINDOW_S)]
+    assert desired == [3, 3, 3, 3, 3, 3, 2, 2, 1, 1]

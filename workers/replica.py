@@ -25,6 +25,7 @@ from cato_mq.ledger import Ledger
 from cato_mq.settings import Settings
 from workers import fatal
 from workers.engine import Engine, EngineError, SamplingParams
+from workers.outbox import Outbox
 
 _END = object()
 #: The registry hash outlives a silent fleet by this many heartbeats, then expires.
@@ -48,6 +49,7 @@ class Replica:
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.estimates = EstimateStore(self.redis)
         self.ledger = Ledger(self.redis, settings.result_ttl_s, settings.window_s)
+        self.outbox = Outbox(self.redis, settings.flush_s, self.ledger, settings.result_ttl_s)
         self._seed = {**DEFAULTS, **(seed_estimates or {})}
         self._inflight = 0
         #: ``ready`` while consuming; ``draining`` once an agent cancelled its consumers
@@ -71,6 +73,7 @@ class Replica:
 
     def close(self) -> None:
         self._stop.set()
+        self.outbox.close()
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -113,14 +116,31 @@ class Replica:
             with self._lock:
                 self._inflight -= 1
 
-    def generate(self, request_id: str, prompt: str, params: SamplingParams, timeout_s: float) -> Iterator[str]:
-        """Stream deltas from the engine into this thread; abort the request on timeout or close."""
+    def generate(
+        self, request_id: str, prompt: str, params: SamplingParams, timeout_s: float,
+        timing: dict[str, float] | None = None,
+    ) -> Iterator[str]:
+        """Stream deltas from the engine into this thread; abort the request on timeout or close.
+
+        ``timing`` receives the engine's own speed, taken on the engine's loop where no
+        task-thread or Redis delay is in it: ``engine_ttft_s`` and ``engine_per_token_s``.
+        The profiler calibrates the simulated engine from these.
+        """
         out: queue.Queue[Any] = queue.Queue()
 
         async def pump() -> None:
             try:
+                began = time.monotonic()
+                first = last = 0.0
+                count = 0
                 async for delta in self.engine.generate(request_id, prompt, params):
+                    last = time.monotonic()
+                    first = first or last
+                    count += 1
                     out.put(delta)
+                if timing is not None and count:
+                    timing["engine_ttft_s"] = first - began
+                    timing["engine_per_token_s"] = (last - first) / max(1, count - 1)
                 out.put(_END)
             except asyncio.CancelledError:
                 out.put(_END)

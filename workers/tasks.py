@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
-import redis
 from celery import Task
 from celery.exceptions import Ignore
 
@@ -17,10 +17,13 @@ from cato_mq.models import CodingTask, NodeRecord, Result
 from cato_mq.routing import NODE_TASK
 from workers import steps
 from workers.engine import SamplingParams
+from workers.outbox import TokenWriter
 from workers.replica import Replica
 
 app = get_app()
 _replica: Replica | None = None
+#: the node this thread just finished, for ``NodeTask.on_success`` to record
+_finished = threading.local()
 
 
 def set_replica(replica: Replica | None) -> None:
@@ -34,44 +37,6 @@ def current_replica() -> Replica:
     return _replica
 
 
-class TokenWriter:
-    """Sends deltas to the request's stream: the first at once (TTFT is felt there), the
-    rest coalesced to one XADD per ``flush_s`` so Redis sees a few writes per request."""
-
-    def __init__(self, client: redis.Redis[str], request_id: str, index: int, flush_s: float, worker: str) -> None:
-        self._client = client
-        self._worker = worker
-        self._key = keys.stream(request_id)
-        self._node = str(index)
-        self._flush_s = flush_s
-        self._buffer: list[str] = []
-        self._offset = 0
-        self._last = 0.0
-        self.first_at: float | None = None
-        self.deltas = 0
-
-    def __call__(self, delta: str) -> None:
-        self.deltas += 1
-        self._buffer.append(delta)
-        now = time.monotonic()
-        if self.first_at is None or now - self._last >= self._flush_s:
-            self.flush()
-            self._last = now
-            if self.first_at is None:
-                self.first_at = time.time()
-
-    def flush(self) -> None:
-        if not self._buffer:
-            return
-        data = "".join(self._buffer)
-        fields = {"t": "tok", "n": self._node, "o": str(self._offset), "d": data}
-        if self._offset == 0:
-            fields["w"] = self._worker  # who serves the node: operators and tests look here
-        self._client.xadd(self._key, fields)
-        self._offset += len(data)
-        self._buffer.clear()
-
-
 def _run_step(
     replica: Replica, state: dict[str, Any], spec: CodingTask, index: int, node: Node
 ) -> tuple[dict[str, Any], TokenWriter | None]:
@@ -83,7 +48,7 @@ def _run_step(
     if node.step == "noop":
         return {}, None
     rid = state["rid"]
-    writer = TokenWriter(replica.redis, rid, index, replica.settings.flush_s, replica.name)
+    writer = TokenWriter(replica.outbox, rid, index, replica.name)
     params = SamplingParams(
         max_tokens=spec.effective_max_tokens,
         temperature=task["temperature"],
@@ -91,12 +56,15 @@ def _run_step(
     )
     timeout = replica.settings.node_timeout_s
     assert node.template is not None
-    detail = steps.llm(
-        task, outputs, node.template,
-        lambda prompt: replica.generate(f"{rid}-{index}", prompt, params, timeout), writer,
-    )
-    writer.flush()
-    return {**detail, "tokens": writer.deltas}, writer
+    timing: dict[str, float] = {}
+    try:
+        detail = steps.llm(
+            task, outputs, node.template,
+            lambda prompt: replica.generate(f"{rid}-{index}", prompt, params, timeout, timing), writer,
+        )
+    finally:
+        writer.close()  # the node's last chunk precedes its record in the stream
+    return {**detail, **timing, "tokens": writer.deltas}, writer
 
 
 def _observed(node: Node, started: float, ended: float, writer: TokenWriter | None) -> dict[str, float]:
@@ -129,7 +97,28 @@ def _graph(state: dict[str, Any], task: CodingTask) -> tuple[Node, ...]:
     return graph_for(task.kind)
 
 
-@app.task(name=NODE_TASK, bind=True)
+class NodeTask(Task):  # type: ignore[misc]
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        """Record the node once Celery has published the next link.
+
+        After the publish, so a done marker never exists for a node whose next link was
+        not sent (a crash in between redelivers the node: at least once; readers keep the
+        first ``end`` and drop repeated stream chunks by offset). The last node is
+        recorded here, before its ack, as its ``end`` is what the client waits for; the
+        others go to the outbox, so the next node does not wait for their write.
+        """
+        pending = getattr(_finished, "value", None)
+        if pending is None:
+            return
+        _finished.value = None
+        replica = current_replica()
+        if pending[0].result_json is None:
+            replica.outbox.defer(*pending)
+        else:
+            replica.ledger.finish(*pending)
+
+
+@app.task(name=NODE_TASK, bind=True, base=NodeTask)
 def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float) -> dict[str, Any]:
     replica = current_replica()
     rid = state["rid"]
@@ -148,6 +137,7 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
     except Exception as exc:
         pipe = replica.redis.pipeline(transaction=False)
         pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
+        pipe.expire(keys.stream(rid), replica.settings.result_ttl_s)
         pipe.hincrby(replica.ledger.window_key(replica.pool, time.time()), "failed", 1)
         pipe.execute()
         raise
@@ -166,7 +156,7 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
 
     last = index == len(graph) - 1
     result = _result(state, task) if last else None
-    replica.ledger.finish(
+    _finished.value = (
         Finished(
             request_id=rid, pool=pool, index=index, record_json=record.model_dump_json(),
             result_json=result.model_dump_json() if result else None,
