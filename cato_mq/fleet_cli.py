@@ -114,7 +114,8 @@ def register(sub: Any) -> None:
     a = sub.add_parser("agent", help="own this host's devices; spawn and retire workers on orders")
     a.add_argument("--devices", required=True, help="device ids this agent owns, comma-separated")
     a.add_argument("--host", help="host name in leases and worker names (default: CATO_HOST or hostname)")
-    a.add_argument("--engine", choices=["sim"], default="sim")
+    a.add_argument("--engine", choices=["sim", "vllm"], default="sim",
+                   help="engine of the workers it spawns; vllm reads its pools file from CATO_POOLS_FILE")
     a.add_argument("--platform", default="auto", help="auto, npu, gpu or cpu (see `worker`)")
     a.add_argument("--concurrency", "-c", type=int, default=16, help="requests in flight per replica")
     a.add_argument("--time-scale", type=float, default=1.0, help="sim engine: multiply every step's time")

@@ -1,0 +1,57 @@
+"""SLA-feasibility admission in the style of SABER (arXiv 2506.19677), as a pure policy.
+
+A replica about to take one more LLM node predicts the per-request decode speed it would
+then give every request, ``speed(L + 1)`` tokens/s with ``L`` requests already on its
+engine (the engine profile's step time, a USL fit where the profile has one). Each request
+needs ``tokens it still owes against its deadline / seconds left``: all its remaining
+tokens under an E2E deadline, one token (the first) under a TTFT deadline, nothing once
+its deadline is decided. The node is admitted only if ``speed(L + 1)`` covers its own need
+and every admitted request's; otherwise it waits, and a later node of the first
+``WINDOW`` waiting may go first (against head-of-line blocking).
+
+**Hopeless** nodes, whose request cannot meet its SLA even if served alone right now, and
+nodes whose request's SLA is already decided (a TTFT request after its first token), go to
+a best-effort queue served only while nothing feasible waits: under overload, serving a
+lost cause first (violated-first) makes a request that could still make it late as well.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+#: SABER draws candidates from the first 20 waiting requests.
+WINDOW = 20
+
+
+def required_speed(tokens_owed: int, time_left_s: float) -> float:
+    """Tokens/s a request needs from now on; 0 when it owes nothing, inf when out of time."""
+    if tokens_owed <= 0:
+        return 0.0
+    if time_left_s <= 0:
+        return math.inf
+    return tokens_owed / time_left_s
+
+
+def admits(speed_next: float, candidate: float, running: Sequence[float]) -> bool:
+    """SABER's rule: the speed with one more request covers the candidate and every
+    running request's need. Hopeless requests (need = inf) are never on this path."""
+    return speed_next >= max(candidate, max(running, default=0.0))
+
+
+def hopeless(now: float, deadline: float, service_alone_s: float) -> bool:
+    """The SLA cannot be met even if the rest of the request ran alone from now."""
+    return now + service_alone_s > deadline
+
+
+def choose(candidates: Sequence[float], running: Sequence[float], speed: Callable[[int], float]) -> int | None:
+    """Index of the first of the first ``WINDOW`` candidates (needs in queue order) that
+    the replica can admit next to ``running``; None if none can."""
+    speed_next = speed(len(running) + 1)
+    need = max(running, default=0.0)
+    if speed_next < need:
+        return None  # one more request would make a running one late, whoever it is
+    for i, c in enumerate(candidates[:WINDOW]):
+        if speed_next >= c:
+            return i
+    return None

@@ -1,0 +1,82 @@
+"""cato+ in the simulator: what ``cato_mq.admission`` needs, gathered from simulated state.
+
+* **lost** (at publish): the node's request is decided (a TTFT request whose first token
+  streamed) or hopeless (its SLA is out of reach even alone, by the engine profile's
+  speed with nobody else on the engine): it goes to the best-effort tier.
+* **pick** (a replica has a free slot): the first of the first ``admission.WINDOW`` waiting
+  nodes, in tier order, that the replica's engine can take while still giving every
+  request on it the speed its deadline needs. A waiting node that has become hopeless is
+  demoted on the way. Best effort runs only when no other node waits and one more request
+  slows no admitted one below its need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cato_mq import admission
+from cato_mq.sim_replica import SimReplica
+
+if TYPE_CHECKING:
+    from cato_mq.simulator import Job, Req, Simulation
+
+
+def alone_s(sim: Simulation, req: Req, index: int) -> float:
+    """Seconds the rest of ``req`` from node ``index`` takes with the engine to itself, up
+    to what its SLA counts (the first token under TTFT)."""
+    p, s, total = sim.cfg.profile, sim.cfg.time_scale, 0.0
+    for n in req.graph[index:]:
+        if n.step != "llm":
+            total += sim.est.get(f"{n.step}:fixed", 0.0)
+            continue
+        total += p.step_s(0, req.prompt_tokens) * s
+        if req.metric == "ttft" and n.streams:
+            break
+        total += (req.max_tokens - 1) * p.decode_s(1) * s
+    return total
+
+
+def lost(sim: Simulation, job: Job, now: float) -> bool:
+    req = job.req
+    if req.metric == "ttft" and req.first_at is not None:
+        return True
+    return admission.hopeless(now, req.deadline, alone_s(sim, req, job.index))
+
+
+def need(job: Job, owed: int, now: float) -> float:
+    """Tokens/s the node needs against its deadline; a node already late needs nothing it
+    can still get, so it constrains nobody (it is not hopeless only by accident)."""
+    if job.node.streams and job.req.metric == "ttft":
+        owed = 0 if job.first_at is not None else 1
+    left = job.deadline - now
+    return admission.required_speed(owed, left) if left > 0 else 0.0
+
+
+def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
+    def speed(n: int) -> float:
+        return 1.0 / (r.profile.decode_s(n) * r.scale)
+
+    running = [need(j, r.owed(j), now) for j in r.running] + [need(j, j.tokens, now) for j in r.waiting]
+    alone = speed(1)
+    candidates: list[Job] = []
+    needs: list[float] = []
+    for job in sim.queue.head(admission.WINDOW):
+        if job.tier == "best_effort":
+            break
+        if job.node.step != "llm":
+            return job  # no engine time: never slows anyone
+        n = need(job, job.tokens, now)
+        if n > alone or lost(sim, job, now):
+            sim.queue.move(job, "best_effort")
+            continue
+        candidates.append(job)
+        needs.append(n)
+    i = admission.choose(needs, running, speed)
+    if i is not None:
+        return candidates[i]
+    if candidates or sim.queue.total() > sim.queue.count("best_effort"):
+        return None
+    best = sim.queue.head(1)
+    if best and (best[0].node.step != "llm" or admission.admits(speed(len(running) + 1), 0.0, running)):
+        return best[0]
+    return None

@@ -1,0 +1,117 @@
+"""One simulated replica: B batch slots (the worker's threads) and the sim engine's
+continuous-batching timing (``SimProfile.step_s``), stepped in jumps.
+
+The engine's step time depends only on how many requests decode and which prefill in the
+step, so between two changes of the batch every step lasts the same. Instead of one event
+per token the replica schedules one event at the next change: the end of a prefill step,
+or the step where the first running request finishes. A request arriving in between is
+taken at the next step boundary, exactly when ``SimEngine._run`` would take it, so the
+timing matches the runtime engine step for step at a cost per batch change, not per
+token: what makes 1,000 replicas and 100,000 requests fit in minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from workers.sim_engine import SimProfile
+
+if TYPE_CHECKING:
+    from cato_mq.simulator import Job
+
+
+@dataclass(eq=False, slots=True)
+class SimReplica:
+    name: str
+    slots: int
+    profile: SimProfile
+    scale: float  # like `cato-mq worker --time-scale`: every step takes this much longer
+    since: float  # device taken (provisioned from here)
+    state: str = "starting"  # starting -> ready -> draining -> gone
+    ready_at: float = math.inf
+    inflight: int = 0  # nodes holding a slot (any step)
+    own: deque[Job] = field(default_factory=deque)  # per-replica queue (round-robin)
+    # engine
+    g: int = 0  # engine steps completed
+    running: list[Job] = field(default_factory=list)
+    waiting: deque[Job] = field(default_factory=deque)
+    fresh: list[Job] = field(default_factory=list)  # admitted in the step now running
+    next_t: float = math.inf  # the scheduled boundary (time, step count)
+    next_g: int = 0
+    version: int = 0  # bumped when the scheduled boundary moves: stale events are dropped
+    cruise: tuple[float, int, float] | None = None  # (from time, from step, step seconds)
+    busy_from: float | None = None
+    busy: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def free(self) -> int:
+        return self.slots - self.inflight if self.state == "ready" else 0
+
+    @property
+    def engine_load(self) -> int:
+        return len(self.running) + len(self.waiting)
+
+    def hold(self, now: float) -> None:
+        if self.inflight == 0:
+            self.busy_from = now
+        self.inflight += 1
+
+    def release(self, now: float) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self.busy_from is not None:
+            self.busy.append((self.busy_from, now))
+            self.busy_from = None
+
+    def submit(self, job: Job, now: float) -> bool:
+        """Queue an LLM node on the engine; True when the scheduled boundary moved."""
+        self.waiting.append(job)
+        if self.next_t == math.inf:
+            return self._plan(now)
+        if self.cruise is not None:
+            t0, g0, d = self.cruise
+            j = math.floor((now - t0) / d) + 1  # the next boundary after now
+            if g0 + j < self.next_g:
+                self.cruise = None
+                self._schedule(t0 + j * d, g0 + j)
+                return True
+        return False
+
+    def boundary(self, now: float, g: int) -> tuple[list[Job], list[Job]]:
+        """The step ending now: (jobs whose first token came, jobs that finished)."""
+        self.g, self.cruise, self.next_t = g, None, math.inf
+        first, self.fresh = self.fresh, []
+        done = [j for j in self.running if j.end_g <= g]
+        if done:
+            self.running = [j for j in self.running if j.end_g > g]
+        self._plan(now)
+        return first, done
+
+    def _plan(self, now: float) -> bool:
+        room = self.profile.max_num_seqs - len(self.running)
+        if self.waiting and room > 0:
+            admit = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+            step = self.profile.step_s(len(self.running), sum(j.prompt_tokens for j in admit)) * self.scale
+            for j in admit:
+                j.end_g = self.g + j.tokens
+            self.running += admit
+            self.fresh = admit
+            self._schedule(now + step, self.g + 1)
+            return True
+        if self.running:
+            d = self.profile.decode_s(len(self.running)) * self.scale
+            k = min(j.end_g for j in self.running) - self.g
+            self.cruise = (now, self.g, d)
+            self._schedule(now + k * d, self.g + k)
+            return True
+        return False
+
+    def _schedule(self, t: float, g: int) -> None:
+        self.next_t, self.next_g = t, g
+        self.version += 1
+
+    def owed(self, job: Job) -> int:
+        """Tokens a running node still has to produce."""
+        return max(0, job.end_g - self.g)
