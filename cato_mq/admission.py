@@ -47,8 +47,10 @@ def hopeless(now: float, deadline: float, service_alone_s: float) -> bool:
 def choose(candidates: Sequence[float], running: Sequence[float], speed: Callable[[int], float]) -> int | None:
     """Index of the first of the first ``WINDOW`` candidates (needs in queue order) that
     the replica can admit next to ``running``; None if none can."""
-    speed_next = speed(len(running) + 1)
-    need = max(running, default=0.0)
+    speed_now, speed_next = speed(max(1, len(running))), speed(len(running) + 1)
+    # a running request that needs more than the batch gives it even now is late whatever
+    # this replica admits: protecting it would only make the candidate late as well
+    need = max((r for r in running if r <= speed_now), default=0.0)
     if speed_next < need:
         return None  # one more request would make a running one late, whoever it is
     for i, c in enumerate(candidates[:WINDOW]):

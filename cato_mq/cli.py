@@ -6,8 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
+from redis import RedisError
+
+if TYPE_CHECKING:
+    from cato_mq.models import CodingTask
 
 EXIT_USAGE = 2
 
@@ -43,7 +49,7 @@ def _worker(args: argparse.Namespace) -> int:
                         args.profile, args.time_scale, args.loglevel, args.events)
 
 
-def _task_from_args(args: argparse.Namespace) -> object:
+def _task_from_args(args: argparse.Namespace) -> CodingTask:
     from cato_mq.models import CodingTask, ContextFile
 
     prompt = Path(args.prompt_file).read_text() if args.prompt_file else args.prompt
@@ -64,7 +70,7 @@ def _task_from_args(args: argparse.Namespace) -> object:
 def _submit(args: argparse.Namespace) -> int:
     from cato_mq.client import submit
 
-    handle = submit(_task_from_args(args))  # type: ignore[arg-type]
+    handle = submit(_task_from_args(args))
     print(f"request {handle.request_id}", file=sys.stderr)
     if not args.no_stream:
         for piece in handle.stream(timeout=args.timeout):
@@ -150,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
     __import__("cato_mq.fleet_cli", fromlist=["register"]).register(sub)  # agent, beat, provisioner, fleet
     __import__("cato_mq.vllm_cli", fromlist=["register"]).register(sub)  # make-tiny-model, profile, bench-vllm
+    __import__("cato_mq.sim_cli", fromlist=["register"]).register(sub)  # simulate, bench-goodput
     return p
 
 
@@ -160,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, ValueError, FileNotFoundError) as exc:
         print(f"cato-mq {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (RuntimeError, TimeoutError, OSError, RedisError, OperationalError) as exc:
+        # a failed request (RequestFailed), a wait that ran out, Redis out of reach
+        print(f"cato-mq {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -103,11 +103,12 @@ def _stdlib(c: Corpus) -> None:
             tree = ast.parse(text)
         except (OSError, SyntaxError, UnicodeDecodeError):
             continue
+        lines = text.splitlines(keepends=True)  # ast.get_source_segment re-splits the file per call
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef) or node.end_lineno is None:
                 continue
-            src = ast.get_source_segment(text, node)
-            if not src or len(src) < 120:
+            src = "".join(lines[node.lineno - 1 : node.end_lineno])
+            if len(src) < 120:
                 continue
             cut = len(src) // 2
             c.completion.append(Sample(src[:cut], tokens(src[cut:])))
@@ -127,7 +128,8 @@ def synthetic(c: Corpus) -> None:
             continue
         filled.append(name)
         for i in range(64):
-            body = f"def f{i}(xs):\n    total = 0\n    for x in xs[:{i + 2}]:\n        total += x * {i}\n    return total\n"
+            body = (f"def f{i}(xs):\n    total = 0\n    for x in xs[:{i + 2}]:\n"
+                    f"        total += x * {i}\n    return total\n")
             target = "java" if name == "translation" else None
             samples.append(Sample(body, 32 + (i * 7) % 96, "python", target))
     if filled:

@@ -48,6 +48,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+def quantiles(values: Sequence[float]) -> dict[str, float]:
+    """``{"p50": .., "p95": .., "p99": ..}`` by nearest rank."""
+    return {f"p{round(q * 100)}": percentile(values, q) for q in QUANTILES}
+
+
 def goodput(outcomes: Sequence[Outcome]) -> float:
     return sum(o.met for o in outcomes) / len(outcomes) if outcomes else math.nan
 
@@ -61,8 +66,7 @@ def by_kind(outcomes: Iterable[Outcome]) -> dict[str, list[Outcome]]:
 
 def latencies(outcomes: Sequence[Outcome], which: str) -> dict[str, float]:
     """P50/P95/P99 of ``ttft`` or ``e2e``; unfinished requests count as infinite."""
-    values = [math.inf if v is None else v for v in (getattr(o, f"{which}_s") for o in outcomes)]
-    return {f"p{round(q * 100)}": percentile(values, q) for q in QUANTILES}
+    return quantiles([math.inf if v is None else v for v in (getattr(o, f"{which}_s") for o in outcomes)])
 
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:
@@ -108,7 +112,8 @@ def summarize(outcomes: Sequence[Outcome], provisioned: Sequence[Span], busy: Se
         "violations_per_node": sum(o.node_misses for o in outcomes) / nodes if nodes else math.nan,
         "kinds": kinds,
     }
-    return _finite(out)
+    finite: dict[str, Any] = _finite(out)
+    return finite
 
 
 def _finite(x: Any) -> Any:

@@ -32,6 +32,12 @@ def observer() -> Observer:
     return _observer
 
 
+def _fifo() -> bool:
+    from cato_mq.settings import get_settings
+
+    return get_settings().routing == "fifo"  # CATO_ROUTING: a baseline by configuration
+
+
 def reset() -> None:
     global _observer
     _observer = None
@@ -50,5 +56,7 @@ def route(
     if name != NODE_TASK or not kwargs:
         return None
     pool = kwargs["pool"]
+    if _fifo():
+        return {"queue": keys.queue(pool, Tier.safe), "priority": PRIORITY[Tier.safe]}
     tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], time.time())
     return {"queue": keys.queue(pool, tier), "priority": PRIORITY[tier]}

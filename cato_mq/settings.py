@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -46,6 +47,9 @@ class Settings(BaseModel):
     #: machine's name. An agent sets it for its workers, so agents playing different
     #: hosts on one machine give their workers distinct names.
     host: str = ""
+    #: ``cato`` puts each node in its slack tier; ``fifo`` puts every node in the safe tier,
+    #: one FIFO queue per pool: the baseline ``cato-mq bench-goodput`` runs on the runtime.
+    routing: Literal["cato", "fifo"] = "cato"
 
     @field_validator("pools", mode="before")
     @classmethod

@@ -18,7 +18,8 @@ from cato_mq import admission
 from cato_mq.sim_replica import SimReplica
 
 if TYPE_CHECKING:
-    from cato_mq.simulator import Job, Req, Simulation
+    from cato_mq.sim_model import Job, Req
+    from cato_mq.simulator import Simulation
 
 
 def alone_s(sim: Simulation, req: Req, index: int) -> float:
@@ -77,6 +78,6 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
     if candidates or sim.queue.total() > sim.queue.count("best_effort"):
         return None
     best = sim.queue.head(1)
-    if best and (best[0].node.step != "llm" or admission.admits(speed(len(running) + 1), 0.0, running)):
+    if best and (best[0].node.step != "llm" or admission.choose([0.0], running, speed) is not None):
         return best[0]
     return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from cato_mq.sim_replica import SimReplica
 
 if TYPE_CHECKING:
-    from cato_mq.simulator import Job
+    from cato_mq.sim_model import Job
 
 #: Service order of the tier queues; best_effort only exists under cato+ admission.
 ORDER = ("violated", "at_risk", "safe", "best_effort")
@@ -53,6 +53,9 @@ class FreeSet:
             self._items[i] = last
             self._pos[last] = i
         del self._order[r]
+
+    def members(self) -> list[SimReplica]:
+        return self._items
 
     def oldest(self) -> SimReplica | None:
         return next(iter(self._order), None)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from workers.sim_engine import SimProfile
 
 if TYPE_CHECKING:
-    from cato_mq.simulator import Job
+    from cato_mq.sim_model import Job
 
 
 @dataclass(eq=False, slots=True)
@@ -33,6 +33,7 @@ class SimReplica:
     state: str = "starting"  # starting -> ready -> draining -> gone
     ready_at: float = math.inf
     inflight: int = 0  # nodes holding a slot (any step)
+    reported: int = 0  # in flight as of its last heartbeat (what the router reads)
     own: deque[Job] = field(default_factory=deque)  # per-replica queue (round-robin)
     # engine
     g: int = 0  # engine steps completed

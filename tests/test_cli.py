@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import redis
 
+from cato_mq import local
 from tests.conftest import WorkerFactory
 
 
@@ -41,3 +43,12 @@ def test_submit_streams_and_reports(workers: WorkerFactory) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
     assert "met=" in out.stderr and "tiers ['safe']" in out.stderr
+
+
+def test_unreachable_redis_is_a_one_line_error() -> None:
+    port = local.free_port()  # nothing listens there
+    out = subprocess.run([sys.executable, "-m", "cato_mq.cli", "submit", "--kind", "completion", "--prompt", "x"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "CATO_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    assert out.returncode == 1
+    assert "ConnectionError" in out.stderr and "Traceback" not in out.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from cato_mq import keys
@@ -70,3 +71,17 @@ def test_snapshot_is_one_round_trip_and_cached(rds: redis.Redis) -> None:
     after = commands()
     assert first is second
     assert after - before - idle == 12 + 2  # 12 LLENs + 2 HGETALLs, pipelined
+
+
+def test_fifo_routing_by_configuration_puts_every_node_in_the_safe_tier(
+    rds: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cato_mq import app as cato_app
+
+    monkeypatch.setenv("CATO_ROUTING", "fifo")
+    cato_app.reset()
+    kwargs = {"pool": "default", "deadline": time.time() - 5.0, "expect": 0.2}  # violated under cato
+    assert route(NODE_TASK, (), kwargs, {}) == {"queue": "default.safe", "priority": 6}
+    monkeypatch.delenv("CATO_ROUTING")
+    cato_app.reset()
+    assert route(NODE_TASK, (), kwargs, {})["queue"] == "default.violated"  # type: ignore[index]

@@ -1,0 +1,38 @@
+"""SABER-style admission rule."""
+
+from __future__ import annotations
+
+import math
+
+from cato_mq import admission
+
+
+def speed(n: int) -> float:
+    return 100.0 / n  # tokens/s each of n concurrent requests gets
+
+
+def test_required_speed() -> None:
+    assert admission.required_speed(100, 4.0) == 25.0
+    assert admission.required_speed(0, -1.0) == 0.0  # owes nothing: needs nothing
+    assert admission.required_speed(5, 0.0) == math.inf
+
+
+def test_admits_only_while_every_running_request_keeps_its_speed() -> None:
+    # with 3 running, one more gives 25 tok/s each
+    assert admission.choose([20.0], [10.0, 20.0, 25.0], speed) == 0
+    assert admission.choose([20.0], [10.0, 26.0, 5.0], speed) is None  # 26 would be late; 26 <= 100/3 now
+
+
+def test_a_running_request_already_beyond_the_current_batch_does_not_block() -> None:
+    # 40 tok/s > speed(3) = 33: late whatever happens, so it holds nobody back
+    assert admission.choose([20.0], [10.0, 40.0, 5.0], speed) == 0
+
+
+def test_candidates_beyond_the_first_that_fit_go_first() -> None:
+    assert admission.choose([60.0, 30.0, 10.0], [10.0], speed) == 1  # speed(2) = 50
+    assert admission.choose([200.0] * admission.WINDOW + [1.0], [], speed) is None  # outside the window
+
+
+def test_hopeless() -> None:
+    assert admission.hopeless(10.0, 12.0, 2.5)
+    assert not admission.hopeless(10.0, 12.0, 1.5)
