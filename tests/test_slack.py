@@ -43,3 +43,12 @@ def test_bad_sla_is_refused() -> None:
 def test_ewma_seeds_then_smooths() -> None:
     assert ewma(None, 3.0) == 3.0
     assert ewma(1.0, 2.0, alpha=0.2) == pytest.approx(1.2)
+
+
+def test_every_node_budget_covers_its_dispatch() -> None:
+    """A 20 us step still gets a deadline it can meet after a broker hop."""
+    from cato_mq.estimates import DISPATCH_S
+
+    costs = graph_costs({"retrieve:fixed": 2e-5}, GRAPHS[Kind.completion], 64, "ttft")
+    plan = budgets(0.0, 1.0, costs)
+    assert plan[0].budget_s > DISPATCH_S

@@ -177,7 +177,7 @@ def test_engine_that_cannot_start_exits_3_and_never_consumes(fleet: Fleet, tmp_p
 
 def test_profile_calibrates_the_router_and_the_simulator(fleet: Fleet, tmp_path: Path) -> None:
     from cato_mq import profiles
-    from cato_mq.estimates import graph_costs
+    from cato_mq.estimates import DISPATCH_S, graph_costs
     from cato_mq.graphs import graph_for
     from cato_mq.models import Kind
     from cato_mq.routing import observer
@@ -208,8 +208,9 @@ def test_profile_calibrates_the_router_and_the_simulator(fleet: Fleet, tmp_path:
     assert est == pytest.approx(prof.estimates)
     graph = graph_for(Kind.translation)
     plan = budgets(0.0, 60.0, graph_costs(est, graph, 64, "e2e"))
-    llm_s = prof.estimates["llm:fixed"] + 64 * prof.estimates["llm:per_token"]
-    assert plan[0].budget_s == pytest.approx(60 * llm_s / (llm_s + prof.estimates["validate:fixed"]))
+    llm_s = DISPATCH_S + prof.estimates["llm:fixed"] + 64 * prof.estimates["llm:per_token"]
+    validate_s = DISPATCH_S + prof.estimates["validate:fixed"]
+    assert plan[0].budget_s == pytest.approx(60 * llm_s / (llm_s + validate_s))
 
     # a sim worker calibrated from the file behaves like the engine it was measured on
     sim = local.start_worker(fleet.url, ["--pool", "other", "--device", "9", "--profile", str(path)],
