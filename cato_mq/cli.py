@@ -144,7 +144,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=60.0)
     r.set_defaults(func=_result)
 
-    b = sub.add_parser("bench", help="benchmarks (see README)")
+    b = sub.add_parser("bench", help="benchmarks: overhead, vllm, scaling, goodput (see README)",
+                       description="`bench overhead` is below; `bench vllm|scaling|goodput ARGS` run "
+                                   "bench-vllm, bench-scaling and bench-goodput with ARGS.")
     b.add_argument("which", choices=["overhead"])
     b.add_argument("--hops", type=int, default=1800, help="chain hops measured per system")
     b.add_argument("--redis-url", help="use this Redis instead of a throwaway local one")
@@ -160,8 +162,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: `cato-mq bench NAME ...` is the same as `cato-mq bench-NAME ...` for these benchmarks,
+#: which live in their own modules and register their own subcommands
+BENCH_ALIASES = ("vllm", "scaling", "goodput")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if len(words) >= 2 and words[0] == "bench" and words[1] in BENCH_ALIASES:
+        words = [f"bench-{words[1]}", *words[2:]]
+    args = parser().parse_args(words)
     try:
         return int(args.func(args))
     except (ValidationError, ValueError, FileNotFoundError) as exc:

@@ -52,3 +52,10 @@ def test_unreachable_redis_is_a_one_line_error() -> None:
                          env={**os.environ, "CATO_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     assert out.returncode == 1
     assert "ConnectionError" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_names_every_benchmark() -> None:
+    for name in ("vllm", "scaling", "goodput"):
+        out = cli("bench", name, "--help")
+        assert out.returncode == 0 and f"usage: cato-mq bench-{name}" in out.stdout
+    assert cli("bench", "nonsense").returncode == 2
