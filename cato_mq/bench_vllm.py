@@ -23,9 +23,8 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +32,7 @@ from cato_mq import local, profiler
 from cato_mq.models import CodingTask
 from cato_mq.pools import pool_spec, write_pools
 from workers.engine import Engine, SamplingParams
+from workers.loop import LoopThread
 from workers.steps import build_prompt
 
 T = TypeVar("T")
@@ -41,22 +41,6 @@ Sample = tuple[float, float, float]
 #: A tiny model's pool as the tests and CI use it; ``ignore_eos`` fixes the output length.
 TINY_POOL: dict[str, Any] = {"max_model_len": 1024, "max_num_seqs": 16, "dtype": "float32",
                              "sampling": {"ignore_eos": True}}
-
-
-class LoopThread:
-    """An asyncio loop in a background thread, as a worker runs its engine."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="bench-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 600) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
 
 
 def _task(pool: str, prompt: str, max_tokens: int) -> CodingTask:
@@ -159,7 +143,7 @@ def run(args: argparse.Namespace, pools_file: str, workdir: Path) -> dict[str, A
                  "--device", "0", "-c", str(max(args.batch, spec.max_num_seqs)), "-l", "WARNING"]
         print("bench-vllm: starting the worker (cold start)", file=sys.stderr)
         worker, out["worker_cold_start_s"] = profiler.start_timed(server.url, wargs, args.pool, workdir / "worker.log")
-        loop = LoopThread()
+        loop = LoopThread("bench-loop", timeout_s=600)
         try:
             os.environ.update(pin_env(platform, "0"))
             engine, _ = vllm_worker.build(args.pool, platform, None, pools_file)

@@ -63,6 +63,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, default=str))
 
 
+def _save(plt: Any, fig: Any, ax: Any, out: Path, name: str) -> str:
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    return name
+
+
 def plots(out: Path, rows: list[dict[str, Any]], timelines: dict[str, list[tuple[float, int, int]]]) -> list[str]:
     """goodput vs load per system; P95 latency per kind; replicas over time."""
     try:
@@ -80,11 +88,7 @@ def plots(out: Path, rows: list[dict[str, Any]], timelines: dict[str, list[tuple
             pts = [(r["load"], r["summary"]["goodput"]) for r in paper if r["system"] == system]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=system)
         ax.set(xlabel="arrival rate (req/s)", ylabel="goodput", title="Goodput vs load (paper mix)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "goodput_vs_load.png", dpi=120)
-        plt.close(fig)
-        written.append("goodput_vs_load.png")
+        written.append(_save(plt, fig, ax, out, "goodput_vs_load.png"))
         top = max(r["load"] for r in paper)
         at = [r for r in paper if r["load"] == top]
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -96,22 +100,14 @@ def plots(out: Path, rows: list[dict[str, Any]], timelines: dict[str, list[tuple
             ax.bar([j + i * width for j in range(len(ks))], vals, width, label=r["system"])
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(ks))], [f"{k}\n{metric[k]}" for k in ks])
         ax.set(ylabel="P95 seconds (inf shown as 0)", title=f"P95 latency per kind at {top} req/s")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "p95_per_kind.png", dpi=120)
-        plt.close(fig)
-        written.append("p95_per_kind.png")
+        written.append(_save(plt, fig, ax, out, "p95_per_kind.png"))
     timelines = {s: tl for s, tl in timelines.items() if tl}  # static fleets have no ticks
     if timelines:
         fig, ax = plt.subplots(figsize=(6, 4))
         for system, tl in timelines.items():
             ax.step([t for t, _, _ in tl], [ready + starting for _, ready, starting in tl], where="post", label=system)
         ax.set(xlabel="seconds", ylabel="replicas (ready + starting)", title="Replicas over time (Azure replay)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "replicas_over_time.png", dpi=120)
-        plt.close(fig)
-        written.append("replicas_over_time.png")
+        written.append(_save(plt, fig, ax, out, "replicas_over_time.png"))
     return written
 
 

@@ -8,16 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from workers import vllm_engine
 from workers.devices import detect_platform, pin_env
 from workers.engine import EngineError, RequestTooLong, SamplingParams
+from workers.loop import LoopThread
 from workers.vllm_engine import VllmEngine
 
 T = TypeVar("T")
@@ -55,25 +55,9 @@ def test_reap_kills_a_child_that_ignores_sigterm(monkeypatch: pytest.MonkeyPatch
 # --- on vLLM ------------------------------------------------------------------------
 
 
-class LoopThread:
-    """The engine's own loop in a background thread, as a worker runs it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-
-
 @pytest.fixture(scope="module")
 def loop() -> Iterator[LoopThread]:
-    lt = LoopThread()
+    lt = LoopThread("test-loop", timeout_s=120)
     yield lt
     lt.close()
 

@@ -25,6 +25,7 @@ from cato_mq.ledger import Ledger
 from cato_mq.settings import Settings
 from workers import fatal
 from workers.engine import Engine, EngineError, SamplingParams
+from workers.loop import LoopThread
 from workers.outbox import Outbox
 
 _END = object()
@@ -56,14 +57,13 @@ class Replica:
         self.state = "ready"
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
+        self._engine_loop = LoopThread("engine-loop")
+        self.loop = self._engine_loop.loop
         self._beat_thread = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
 
     def start(self) -> None:
         """Load the engine (raises if it cannot start) and seed the pool's estimates."""
-        self._loop_thread.start()
-        asyncio.run_coroutine_threadsafe(self.engine.start(), self.loop).result()
+        self._engine_loop.run(self.engine.start())
         self.estimates.seed(self.pool, self._seed)
 
     def join(self) -> None:
@@ -75,8 +75,8 @@ class Replica:
         self._stop.set()
         self.outbox.close()
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+            self._engine_loop.run(self.engine.shutdown(), timeout=30)
+        self._engine_loop.close()
         if self._beat_thread.is_alive():  # a beat in progress must not re-add us after the HDEL
             self._beat_thread.join(timeout=5)
         with contextlib.suppress(redis.RedisError):
