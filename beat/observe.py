@@ -28,7 +28,9 @@ def pool_obs(raw: list[object], replicas: list[fleet.ReplicaRecord], frac: float
     # nodes the router queued as violated (deadline passed) or at risk (no replica can meet
     # it at the current queue) are violations already known, before any of them completes:
     # counting them is what makes the provisioner act before the queue grows long
-    queued_violated = sum(int(x) for x in lengths[: 2 * steps])  # type: ignore[call-overload]
+    # (cato+'s best-effort nodes are known misses too; the sim counts them the same way)
+    late = [i for i, t in enumerate(keys.TIERS) if t != "safe"]
+    queued_violated = sum(int(x) for i in late for x in lengths[i * steps : (i + 1) * steps])  # type: ignore[call-overload]
     queued = sum(int(x) for x in lengths)  # type: ignore[call-overload]
     ready = starting = draining = idle = inflight = slots = fresh = 0
     for r in replicas:

@@ -44,6 +44,12 @@ def hopeless(now: float, deadline: float, service_alone_s: float) -> bool:
     return now + service_alone_s > deadline
 
 
+def lost(now: float, due: float, rest_alone_s: float) -> bool:
+    """A node for the best-effort tier: its request's SLA is decided (no SLA-path work is
+    left: a TTFT request past its first token) or out of reach even alone."""
+    return rest_alone_s <= 0 or hopeless(now, due, rest_alone_s)
+
+
 def choose(candidates: Sequence[float], running: Sequence[float], speed: Callable[[int], float]) -> int | None:
     """Index of the first of the first ``WINDOW`` candidates (needs in queue order) that
     the replica can admit next to ``running``; None if none can."""

@@ -11,11 +11,11 @@ from celery import chain
 
 from cato_mq import keys
 from cato_mq.app import get_app, redis_client
-from cato_mq.estimates import graph_costs
+from cato_mq.estimates import alone, graph_costs
 from cato_mq.graphs import Node, Step, graph_for
 from cato_mq.models import CodingTask, Result
 from cato_mq.routing import NODE_TASK, observer
-from cato_mq.slack import budgets
+from cato_mq.slack import budgets, remaining
 
 #: A caller's clock may run this far ahead of ours before ``arrived_at`` is refused.
 MAX_CLOCK_SKEW_S = 1.0
@@ -55,6 +55,9 @@ def _publish(
     max_tokens = task.effective_max_tokens
     snapshot = observer().pool(task.pool)
     plan = budgets(start, sla.seconds, graph_costs(snapshot.estimates, graph, max_tokens, sla.metric))
+    # what is left of the request at each node with the engine to itself: cato+'s router
+    # and workers demote a node to best effort once even that would miss ``due``
+    rest = remaining(graph_costs(alone(snapshot.estimates), graph, max_tokens, sla.metric))
 
     rid = uuid.uuid4().hex
     state: dict[str, Any] = {
@@ -73,6 +76,8 @@ def _publish(
             "index": i,
             "deadline": budget.deadline,
             "expect": budget.expect_s,
+            "due": start + sla.seconds,
+            "rest": rest[i],
         }
         sig = get_app().signature(NODE_TASK, args=(state,) if i == 0 else (), kwargs=kwargs)
         # a short argsrepr spares Celery a saferepr() of the whole state at every publish

@@ -30,6 +30,21 @@ DEFAULTS: dict[str, float] = {
     "node": 0.2,
 }
 
+#: Fields a worker writes from its engine's profile beside the live EWMA: the LLM step's
+#: speed with the engine to itself, which cato+'s "hopeless" test needs (the EWMA drifts
+#: with load, and a request is hopeless only if it would miss even alone).
+ALONE = "alone:"
+
+
+def alone(estimates: Mapping[str, float]) -> dict[str, float]:
+    """The estimates with the LLM step at its unloaded speed where a worker published it."""
+    out = dict(estimates)
+    for name in ("llm:fixed", "llm:per_token"):
+        if ALONE + name in estimates:
+            out[name] = estimates[ALONE + name]
+    return out
+
+
 def get(estimates: Mapping[str, float], name: str) -> float:
     return estimates.get(name, DEFAULTS.get(name, 0.0))
 
@@ -66,10 +81,13 @@ class EstimateStore:
     def __init__(self, client: redis.Redis[str]) -> None:
         self._client = client
 
-    def seed(self, pool: str, values: Mapping[str, float]) -> None:
+    def seed(self, pool: str, values: Mapping[str, float], alone: Mapping[str, float] | None = None) -> None:
+        """Seed the live estimates (never overwriting one) and publish the unloaded speed."""
         pipe = self._client.pipeline(transaction=False)
         for name, value in values.items():
             pipe.hsetnx(keys.estimates(pool), name, repr(float(value)))
+        for name, value in (alone or {}).items():
+            pipe.hset(keys.estimates(pool), ALONE + name, repr(float(value)))
         pipe.expire(keys.estimates(pool), ESTIMATE_TTL_S)
         pipe.execute()
 

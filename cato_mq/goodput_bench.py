@@ -3,7 +3,12 @@
 1. **Paper mix** (CATO's evaluation shape), fixed replicas, a sweep of Poisson rates
    scaled to the fleet, in the simulator, all systems.
 2. **Azure code trace replay**, time-compressed by a stated factor, in the simulator; cato,
-   cato+ and queue-length autoscale, round-robin and fifo keep a static fleet.
+   cato+ and queue-length autoscale, round-robin and fifo keep a static fleet of
+   ``Plan.replicas``. The static systems then run once more on a fleet sized to cato+'s
+   budget, ``max(1, round(cato+ replica-s / horizon))`` replicas (a static fleet is paid
+   for the whole horizon: last arrival + ``tail_s``), as rows named ``fifo@N`` and
+   ``round-robin@N``; the goal compares cato+ only with baselines that use at least its
+   replica-seconds (see ``goodput_goals``).
 3. **Runtime check**: one small paper-mix load through the real runtime (Redis, worker
    processes, sim engine) for cato and fifo (``CATO_ROUTING``), and through the simulator
    with the same settings; the report compares goodput and P95s (the validation goal:
@@ -22,6 +27,9 @@ from cato_mq import corpus, goodput_report, metrics, workload
 from cato_mq.provision_config import ProvisionerConfig
 from cato_mq.sim_model import SYSTEMS, SimConfig, SimResult
 from cato_mq.simulator import simulate
+
+#: The systems that keep a static fleet (no provisioner).
+STATIC = tuple(s for s, (_, provisioner) in SYSTEMS.items() if provisioner is None)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def run(plan: Plan, data: Path | None, redis_url: str | None = None) -> Report:
     c = corpus.load(data)
     rep.notes += c.notes
     trace = (data or corpus.default_data_root()) / "azure-llm-trace-2023" / "code.csv"
-    steps = (len(plan.rates) + 1) * len(SYSTEMS) + (len(SYSTEMS) if trace.is_file() else 0)
+    steps = (len(plan.rates) + 1) * len(SYSTEMS) + (len(SYSTEMS) + len(STATIC) if trace.is_file() else 0)
     steps += (4 if plan.runtime else 0) + (2 if plan.ray and plan.runtime else 0)
     bar = goodput_report.Progress(steps)
     for rate in plan.rates:
@@ -91,23 +99,47 @@ def run(plan: Plan, data: Path | None, redis_url: str | None = None) -> Report:
             bar.step(f"paper {rate} req/s {system}")
     _scale(plan, c, rep, bar)
     if trace.is_file():
-        reqs = workload.azure_replay(c, trace, plan.compress, plan.seed, plan.azure_limit)
-        rep.notes.append(f"Azure code trace: {len(reqs)} requests, time compressed {plan.compress}x")
-        scaling = ProvisionerConfig(default_min=1, default_max=plan.max_replicas)
-        for system in SYSTEMS:
-            static = SYSTEMS[system][1] is None
-            cfg = SimConfig(system, plan.replicas if static else 1, plan.slots, time_scale=plan.time_scale,
-                            cold_start_s=plan.cold_start_s, scaling=None if static else scaling,
-                            max_replicas=plan.max_replicas, tail_s=plan.tail_s, seed=plan.seed)
-            res = simulate(reqs, cfg)
-            rep.rows.append(_row("azure", plan.compress, system, "sim", summary(res)))
-            rep.timelines[system] = res.timeline
-            bar.step(f"azure {system}")
+        _azure(plan, c, trace, rep, bar)
     else:
         rep.notes.append(f"no Azure trace at {trace}: the replay was skipped")
     if plan.runtime:
         _runtime(plan, c, rep, bar, redis_url)
     return rep
+
+
+def matched_replicas(replica_s: float, horizon_s: float) -> int:
+    """The static fleet that costs about ``replica_s``: it is paid for the whole horizon."""
+    return max(1, round(replica_s / horizon_s)) if horizon_s > 0 else 1
+
+
+def _azure(plan: Plan, c: corpus.Corpus, trace: Path, rep: Report, bar: goodput_report.Progress) -> None:
+    """Every system on the compressed trace (autoscaled, or static at ``plan.replicas``); then
+    the static systems again at cato+'s replica budget, as ``<system>@<replicas>`` rows."""
+    reqs = workload.azure_replay(c, trace, plan.compress, plan.seed, plan.azure_limit)
+    rep.notes.append(f"Azure code trace: {len(reqs)} requests, time compressed {plan.compress}x")
+    scaling = ProvisionerConfig(default_min=1, default_max=plan.max_replicas)
+
+    def one(system: str, replicas: int, name: str) -> dict[str, Any]:
+        static = system in STATIC
+        cfg = SimConfig(system, replicas if static else 1, plan.slots, time_scale=plan.time_scale,
+                        cold_start_s=plan.cold_start_s, scaling=None if static else scaling,
+                        max_replicas=plan.max_replicas, tail_s=plan.tail_s, seed=plan.seed)
+        res = simulate(reqs, cfg)
+        s = summary(res)
+        rep.rows.append(_row("azure", plan.compress, name, "sim", s))
+        rep.timelines[name] = res.timeline
+        bar.step(f"azure {name}")
+        return s
+
+    spent = {system: one(system, plan.replicas, system)["replica_s"] for system in SYSTEMS}
+    budget: float = spent["cato+"]
+    # the simulator's horizon: a static fleet is provisioned from 0 to the last arrival + tail_s
+    horizon = max((r.at for r in reqs), default=0.0) + plan.tail_s
+    n = matched_replicas(budget, horizon)
+    for system in STATIC:
+        one(system, n, f"{system}@{n}")
+    rep.notes.append(f"Azure replay: {', '.join(STATIC)} also static at {n} replicas, cato+'s budget "
+                     f"({budget:.0f} replica-s / {horizon:.0f} s horizon, rounded)")
 
 
 def _scale(plan: Plan, c: corpus.Corpus, rep: Report, bar: goodput_report.Progress) -> None:

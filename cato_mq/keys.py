@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 PREFIX = "cato"
-#: Tier names in strict service order.
-TIERS = ("violated", "at_risk", "safe")
+#: Tier names in strict service order (``best_effort`` holds nodes only under cato+).
+TIERS = ("violated", "at_risk", "safe", "best_effort")
 #: kombu's Redis transport splits a queue into one list per priority step.
 PRIORITY_STEPS = (0, 3, 6, 9)
 PRIORITY_SEP = "\x06\x16"

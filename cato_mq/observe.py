@@ -11,6 +11,9 @@ import redis
 from cato_mq import keys
 from cato_mq.tiers import Tier
 
+#: Tiers whose queues a node may wait behind; best effort is served after every node the
+#: router places, so the router does not read it.
+AHEAD = tuple(t for t in keys.TIERS if t != Tier.best_effort)
 #: Registry entries older than this many heartbeats belong to dead or stuck workers.
 STALE_HEARTBEATS = 3
 
@@ -43,7 +46,7 @@ def parse_snapshot(
 ) -> PoolSnapshot:
     """Turn the raw replies of ``read_pool`` into a snapshot (pure, for tests)."""
     steps = len(keys.PRIORITY_STEPS)
-    queued = {Tier(t): sum(lengths[i * steps : (i + 1) * steps]) for i, t in enumerate(keys.TIERS)}
+    queued = {Tier(t): sum(lengths[i * steps : (i + 1) * steps]) for i, t in enumerate(AHEAD)}
     replicas = slots = inflight = 0
     for entry in registry.values():
         busy, concurrency, beat, state = parse_entry(entry)
@@ -59,7 +62,7 @@ def parse_snapshot(
 
 def read_pool(client: redis.Redis[str], pool: str, stale_s: float) -> PoolSnapshot:
     pipe = client.pipeline(transaction=False)
-    for tier in keys.TIERS:
+    for tier in AHEAD:
         for name in keys.queue_lists(pool, tier):
             pipe.llen(name)
     pipe.hgetall(keys.replicas(pool))

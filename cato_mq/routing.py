@@ -2,7 +2,9 @@
 
 Celery calls it at each publish, including when a worker publishes the next chain link,
 so a later node is re-tiered from the live state at the moment it becomes runnable.
-The decision is ``tiers.decide_tier``; this module only gathers its inputs.
+The decision is ``tiers.decide_tier``; this module only gathers its inputs. Under cato+
+(``CATO_ROUTING=cato+``) a node whose request is lost (``admission.lost``) goes to the
+best-effort tier instead, served only while nothing else waits.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cato_mq import keys
+from cato_mq.admission import lost
 from cato_mq.observe import STALE_HEARTBEATS, Observer, PoolSnapshot
 from cato_mq.tiers import PRIORITY, Tier, decide_tier, expected_wait
 
@@ -32,10 +35,10 @@ def observer() -> Observer:
     return _observer
 
 
-def _fifo() -> bool:
+def _routing() -> str:
     from cato_mq.settings import get_settings
 
-    return get_settings().routing == "fifo"  # CATO_ROUTING: a baseline by configuration
+    return get_settings().routing  # CATO_ROUTING: cato, cato+ or the fifo baseline
 
 
 def reset() -> None:
@@ -55,8 +58,18 @@ def route(
 ) -> dict[str, Any] | None:
     if name != NODE_TASK or not kwargs:
         return None
+    return destination(kwargs, _routing())
+
+
+def destination(kwargs: Mapping[str, Any], routing: str) -> dict[str, Any]:
+    """Queue and priority of one node message under ``routing``."""
     pool = kwargs["pool"]
-    if _fifo():
+    if routing == "fifo":
         return {"queue": keys.queue(pool, Tier.safe), "priority": PRIORITY[Tier.safe]}
-    tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], time.time())
+    now = time.time()
+    # "due"/"rest" are absent only in messages from a client older than cato+
+    if routing == "cato+" and "rest" in kwargs and lost(now, kwargs["due"], kwargs["rest"]):
+        tier = Tier.best_effort
+    else:
+        tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], now)
     return {"queue": keys.queue(pool, tier), "priority": PRIORITY[tier]}

@@ -49,7 +49,8 @@ class Settings(BaseModel):
     host: str = ""
     #: ``cato`` puts each node in its slack tier; ``fifo`` puts every node in the safe tier,
     #: one FIFO queue per pool: the baseline ``cato-mq bench-goodput`` runs on the runtime.
-    routing: Literal["cato", "fifo"] = "cato"
+    #: ``cato+`` adds best effort for lost requests and SABER-style admission in workers.
+    routing: Literal["cato", "cato+", "fifo"] = "cato"
 
     @field_validator("pools", mode="before")
     @classmethod

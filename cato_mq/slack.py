@@ -60,6 +60,15 @@ def budgets(start: float, sla_s: float, costs: Sequence[NodeCost]) -> list[NodeB
     return out
 
 
+def remaining(costs: Sequence[NodeCost]) -> list[float]:
+    """SLA-path seconds from each node to the end: what is left of the request there."""
+    out, total = [0.0] * len(costs), 0.0
+    for i in range(len(costs) - 1, -1, -1):
+        total += costs[i].path_s
+        out[i] = total
+    return out
+
+
 def ewma(old: float | None, observed: float, alpha: float = EWMA_ALPHA) -> float:
     """Exponentially weighted moving average; the first observation seeds it."""
     if old is None:

@@ -10,11 +10,14 @@ class Tier(StrEnum):
     violated = "violated"
     at_risk = "at_risk"
     safe = "safe"
+    #: cato+ only: nodes whose request is already decided or out of reach even alone;
+    #: served only while nothing feasible waits (``cato_mq.admission``)
+    best_effort = "best_effort"
 
 
 #: Redis message priority per tier (0 is served first). Routing to the tier queue *and*
 #: setting this priority keeps strict order even if a worker lists its queues wrongly.
-PRIORITY: dict[Tier, int] = {Tier.violated: 0, Tier.at_risk: 3, Tier.safe: 6}
+PRIORITY: dict[Tier, int] = {Tier.violated: 0, Tier.at_risk: 3, Tier.safe: 6, Tier.best_effort: 9}
 
 
 def expected_wait(queued: int, inflight: int, slots: int, mean_service_s: float) -> float:

@@ -36,3 +36,9 @@ def test_candidates_beyond_the_first_that_fit_go_first() -> None:
 def test_hopeless() -> None:
     assert admission.hopeless(10.0, 12.0, 2.5)
     assert not admission.hopeless(10.0, 12.0, 1.5)
+
+
+def test_lost_means_decided_or_hopeless() -> None:
+    assert admission.lost(10.0, 12.0, 0.0)  # nothing on the SLA path is left: decided
+    assert admission.lost(10.0, 12.0, 2.5)
+    assert not admission.lost(10.0, 12.0, 1.5)

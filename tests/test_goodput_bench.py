@@ -26,6 +26,22 @@ def test_quick_run_writes_table_json_and_plots(rds: redis.Redis, redis_url: str,
     md = (tmp_path / "goodput.md").read_text()
     assert "| paper | 30.0 | cato+ |" in md and "### Goals" in md
     assert (tmp_path / "goodput_vs_load.png").stat().st_size > 0
+    azure = [r for r in data["rows"] if r["workload"] == "azure"]
+    if azure:  # the trace is on this machine: static fleets also at cato+'s budget
+        names = [r["system"] for r in azure]
+        n = goodput_bench.matched_replicas(
+            next(r["summary"]["replica_s"] for r in azure if r["system"] == "cato+"),
+            next(r["summary"]["replica_s"] for r in azure if r["system"] == "fifo") / 6)
+        assert names == ["cato", "cato+", "fifo", "queue-length", "round-robin", f"fifo@{n}", f"round-robin@{n}"]
+        assert f"| azure | 2.0 | fifo@{n} |" in md
+
+
+def test_matched_replicas_is_the_static_fleet_of_the_same_cost() -> None:
+    assert goodput_bench.matched_replicas(19_536, 1_748) == 11
+    assert goodput_bench.matched_replicas(20_000, 1_748) == 11
+    assert goodput_bench.matched_replicas(20_500, 1_748) == 12
+    assert goodput_bench.matched_replicas(10.0, 1_748) == 1
+    assert goodput_bench.matched_replicas(10.0, 0.0) == 1
 
 
 def test_compare_reports_gaps_in_points_and_percent() -> None:

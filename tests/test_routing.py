@@ -85,3 +85,23 @@ def test_fifo_routing_by_configuration_puts_every_node_in_the_safe_tier(
     monkeypatch.delenv("CATO_ROUTING")
     cato_app.reset()
     assert route(NODE_TASK, (), kwargs, {})["queue"] == "default.violated"  # type: ignore[index]
+
+
+def test_cato_plus_sends_lost_nodes_to_best_effort(rds: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cato_mq import app as cato_app
+
+    monkeypatch.setenv("CATO_ROUTING", "cato+")
+    cato_app.reset()
+    now = time.time()
+    _live_replica(rds, inflight=0, concurrency=4)
+    feasible = {"pool": "default", "deadline": now + 5.0, "expect": 0.2, "due": now + 5.0, "rest": 1.0}
+    hopeless = {**feasible, "rest": 10.0}  # 10 s of work left alone, 5 s to go
+    decided = {**feasible, "rest": 0.0}  # a TTFT request past its first token
+    late = {**feasible, "deadline": now - 1.0}  # node late, request still feasible: violated
+    assert route(NODE_TASK, (), feasible, {}) == {"queue": "default.safe", "priority": 6}
+    assert route(NODE_TASK, (), hopeless, {}) == {"queue": "default.best_effort", "priority": 9}
+    assert route(NODE_TASK, (), decided, {}) == {"queue": "default.best_effort", "priority": 9}
+    assert route(NODE_TASK, (), late, {})["queue"] == "default.violated"  # type: ignore[index]
+    monkeypatch.setenv("CATO_ROUTING", "cato")
+    cato_app.reset()
+    assert route(NODE_TASK, (), hopeless, {})["queue"] == "default.safe"  # type: ignore[index]

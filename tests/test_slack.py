@@ -3,7 +3,7 @@ import pytest
 from cato_mq.estimates import graph_costs
 from cato_mq.graphs import GRAPHS
 from cato_mq.models import Kind
-from cato_mq.slack import NodeCost, allot, budgets, ewma
+from cato_mq.slack import NodeCost, allot, budgets, ewma, remaining
 
 
 def test_cato_example_allotment() -> None:
@@ -52,3 +52,8 @@ def test_every_node_budget_covers_its_dispatch() -> None:
     costs = graph_costs({"retrieve:fixed": 2e-5}, GRAPHS[Kind.completion], 64, "ttft")
     plan = budgets(0.0, 1.0, costs)
     assert plan[0].budget_s > DISPATCH_S
+
+
+def test_remaining_sums_the_sla_path_from_each_node() -> None:
+    costs = [NodeCost(1.0, 1.0), NodeCost(5.0, 0.5), NodeCost(2.0, 0.0)]  # a TTFT graph
+    assert remaining(costs) == [1.5, 0.5, 0.0]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import redis
 
 from cato_mq import CodingTask, keys, submit
+from cato_mq import app as cato_app
 from cato_mq.client import Handle
 from tests.conftest import WorkerFactory
+
+CATO_PLUS = {"CATO_ROUTING": "cato+"}
 
 
 def first_token_event(h: Handle, timeout: float = 30) -> dict[str, str]:
@@ -50,13 +56,83 @@ def test_violated_and_at_risk_nodes_overtake_queued_safe_ones(workers: WorkerFac
     at_risk = small(0.03)
     violated = small(10, arrived_at=time.time() - 100)
     queued = {t: sum(rds.llen(q) for q in keys.queue_lists("default", t)) for t in keys.TIERS}
-    assert queued == {"violated": 1, "at_risk": 1, "safe": 3}
+    assert queued == {"violated": 1, "at_risk": 1, "safe": 3, "best_effort": 0}
 
     results = [h.result(timeout=60) for h in (violated, at_risk, *safe)]
     starts = [r.nodes[0].started_at for r in results]
     assert [r.nodes[0].tier for r in results] == ["violated", "at_risk", "safe", "safe", "safe"]
     assert starts == sorted(starts)  # violated first, then at-risk, then safe in arrival order
     assert long.result(timeout=60).nodes[0].ended_at <= starts[0]
+
+
+def test_cato_plus_serves_feasible_nodes_before_lost_ones(
+    workers: WorkerFactory, rds: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATO_ROUTING", "cato+")  # this process's router: the client's
+    cato_app.reset()
+    workers("-c", "1", "--time-scale", "3", env=CATO_PLUS)
+    long = submit(CodingTask(kind="summarization", prompt="def busy(): pass", max_tokens=150,
+                             sla={"metric": "e2e", "seconds": 60}))
+    first_token_event(long)  # the only slot is now taken
+
+    def small(**kw: float) -> Handle:
+        return submit(CodingTask(kind="summarization", prompt="def g(): pass", max_tokens=4,
+                                 sla={"metric": "e2e", "seconds": 10}), **kw)
+
+    lost = small(arrived_at=time.time() - 100)  # violated-first under cato; best effort here
+    feasible = [small() for _ in range(2)]
+    queued = {t: sum(rds.llen(q) for q in keys.queue_lists("default", t)) for t in keys.TIERS}
+    assert queued == {"violated": 0, "at_risk": 0, "safe": 2, "best_effort": 1}
+
+    results = [h.result(timeout=60) for h in (*feasible, lost)]
+    assert [r.nodes[0].tier for r in results] == ["safe", "safe", "best_effort"]
+    assert results[2].nodes[0].started_at >= max(r.nodes[0].ended_at for r in results[:2])
+    assert [r.met_sla for r in results] == [True, True, False]
+
+
+def test_cato_plus_gate_holds_a_node_that_would_make_an_admitted_one_late(
+    workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a steep engine: 67 tokens/s for one request, 40 each for two
+    profile = tmp_path / "steep.json"
+    profile.write_text(json.dumps({"decode_base_s": 0.005, "decode_per_seq_s": 0.01}))
+    monkeypatch.setenv("CATO_ROUTING", "cato+")
+    cato_app.reset()
+    workers("-c", "2", "--profile", str(profile), env=CATO_PLUS)
+    # needs 60 tokens in 1.2 s: 50 tokens/s, met alone (0.9 s), missed beside another
+    tight = submit(CodingTask(kind="summarization", prompt="def f(): pass", max_tokens=60,
+                              sla={"metric": "e2e", "seconds": 1.2}))
+    first_token_event(tight)
+    relaxed = submit(CodingTask(kind="summarization", prompt="def g(): pass", max_tokens=5,
+                                sla={"metric": "e2e", "seconds": 60}))
+    a, b = tight.result(timeout=60), relaxed.result(timeout=60)
+    assert a.met_sla and b.met_sla
+    # the second slot was free, yet the node waited at the gate until the first request
+    # was far enough ahead (its need fell to 40 tokens/s, about 0.55 s into its 0.95 s)
+    held = b.nodes[0].started_at - b.nodes[0].queued_at
+    assert held > 0.25
+    assert b.nodes[0].started_at < a.nodes[0].ended_at  # ... not until it left: SABER's rule
+
+
+def test_cato_plus_demotes_a_held_node_once_its_request_is_lost_and_keeps_the_chain(
+    workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = tmp_path / "steep.json"
+    profile.write_text(json.dumps({"decode_base_s": 0.005, "decode_per_seq_s": 0.01}))
+    monkeypatch.setenv("CATO_ROUTING", "cato+")
+    cato_app.reset()
+    workers("-c", "2", "--profile", str(profile), env=CATO_PLUS)
+    tight = submit(CodingTask(kind="summarization", prompt="def f(): pass", max_tokens=60,
+                              sla={"metric": "e2e", "seconds": 1.2}))
+    first_token_event(tight)
+    # feasible when published (about 0.1 s of work alone, 0.3 s to go), lost while held
+    short = submit(CodingTask(kind="translation", prompt="def g(): pass", target_language="go", max_tokens=5,
+                              sla={"metric": "e2e", "seconds": 0.3}))
+    a, b = tight.result(timeout=60), short.result(timeout=60)
+    assert a.met_sla and not b.met_sla
+    assert [n.step for n in b.nodes] == ["llm", "validate"]  # the retry kept the rest of the chain
+    assert [n.tier for n in b.nodes] == ["best_effort", "best_effort"]
+    assert b.valid is not None
 
 
 def test_sigkilled_worker_loses_no_request(workers: WorkerFactory) -> None:

@@ -20,6 +20,7 @@ from workers import fatal
 from workers.devices import pin_env, resolve_platform
 from workers.engine import Engine, EngineError
 from workers.replica import Replica
+from workers.speed import SpeedModel
 
 log = logging.getLogger("cato_mq.worker")
 
@@ -62,7 +63,8 @@ def run_one(
     settings = get_settings()
     name = worker_name(pool, engine, device, settings.host or socket.gethostname())
     eng, seed = build_engine(engine, profile, time_scale, pool, platform)
-    replica = Replica(settings, pool, name, eng, concurrency, seed)
+    speed = SpeedModel.load(profile, time_scale if engine == "sim" else 1.0)
+    replica = Replica(settings, pool, name, eng, concurrency, seed, speed)
     try:
         replica.start()  # before Celery consumes anything: a failed engine never takes a task
     except EngineError as exc:

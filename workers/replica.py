@@ -25,8 +25,10 @@ from cato_mq.ledger import Ledger
 from cato_mq.settings import Settings
 from workers import fatal
 from workers.engine import Engine, EngineError, SamplingParams
+from workers.gate import Gate
 from workers.loop import LoopThread
 from workers.outbox import Outbox
+from workers.speed import SpeedModel
 
 _END = object()
 #: The registry hash outlives a silent fleet by this many heartbeats, then expires.
@@ -40,7 +42,7 @@ class NodeTimeout(TimeoutError):
 class Replica:
     def __init__(
         self, settings: Settings, pool: str, name: str, engine: Engine, concurrency: int,
-        seed_estimates: dict[str, float] | None = None,
+        seed_estimates: dict[str, float] | None = None, speed: SpeedModel | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -52,6 +54,9 @@ class Replica:
         self.ledger = Ledger(self.redis, settings.result_ttl_s, settings.window_s)
         self.outbox = Outbox(self.redis, settings.flush_s, self.ledger, settings.result_ttl_s)
         self._seed = {**DEFAULTS, **(seed_estimates or {})}
+        self.speed = speed
+        #: cato+ only: SABER-style admission in front of the engine
+        self.gate = Gate(speed.per_request) if speed and settings.routing == "cato+" else None
         self._inflight = 0
         #: ``ready`` while consuming; ``draining`` once an agent cancelled its consumers
         self.state = "ready"
@@ -64,7 +69,7 @@ class Replica:
     def start(self) -> None:
         """Load the engine (raises if it cannot start) and seed the pool's estimates."""
         self._engine_loop.run(self.engine.start())
-        self.estimates.seed(self.pool, self._seed)
+        self.estimates.seed(self.pool, self._seed, self.speed.alone() if self.speed else None)
 
     def join(self) -> None:
         """Enter the registry once Celery consumes: from now on the router counts us."""

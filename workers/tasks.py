@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
 
-from cato_mq import keys
+from cato_mq import admission, keys
 from cato_mq.app import get_app
 from cato_mq.graphs import Node, graph_for
 from cato_mq.ledger import Finished
 from cato_mq.models import CodingTask, NodeRecord, Result
-from cato_mq.routing import NODE_TASK
+from cato_mq.routing import NODE_TASK, destination
+from cato_mq.tiers import PRIORITY, Tier
 from workers import steps
 from workers.engine import SamplingParams
+from workers.gate import Ticket, Verdict
 from workers.outbox import TokenWriter
 from workers.replica import Replica
 
@@ -24,6 +28,9 @@ app = get_app()
 _replica: Replica | None = None
 #: the node this thread just finished, for ``NodeTask.on_success`` to record
 _finished = threading.local()
+#: Share of the node timeout a node may wait at cato+'s gate before going back to its
+#: queue: the rest is its run, and both together stay under the visibility timeout.
+MAX_HOLD = 0.5
 
 
 def set_replica(replica: Replica | None) -> None:
@@ -38,23 +45,22 @@ def current_replica() -> Replica:
 
 
 def _run_step(
-    replica: Replica, state: dict[str, Any], spec: CodingTask, index: int, node: Node
-) -> tuple[dict[str, Any], TokenWriter | None]:
+    replica: Replica, state: dict[str, Any], spec: CodingTask, index: int, node: Node,
+    writer: TokenWriter | None, timeout: float,
+) -> dict[str, Any]:
     task, outputs = state["task"], state["outputs"]
     if node.step == "retrieve":
-        return steps.retrieve(task, outputs), None
+        return steps.retrieve(task, outputs)
     if node.step == "validate":
-        return steps.validate(task, outputs), None
-    if node.step == "noop":
-        return {}, None
+        return steps.validate(task, outputs)
+    if node.step == "noop" or writer is None:
+        return {}
     rid = state["rid"]
-    writer = TokenWriter(replica.outbox, rid, index, replica.name)
     params = SamplingParams(
         max_tokens=spec.effective_max_tokens,
         temperature=task["temperature"],
         seed=int(rid[:8], 16) + index,  # same text on redelivery
     )
-    timeout = replica.settings.node_timeout_s
     assert node.template is not None
     timing: dict[str, float] = {}
     try:
@@ -64,7 +70,37 @@ def _run_step(
         )
     finally:
         writer.close()  # the node's last chunk precedes its record in the stream
-    return {**detail, **timing, "tokens": writer.deltas}, writer
+    return {**detail, **timing, "tokens": writer.deltas}
+
+
+@contextlib.contextmanager
+def _admission(
+    task: Task, replica: Replica, spec: CodingTask, node: Node, writer: TokenWriter | None, options: dict[str, Any]
+) -> Iterator[None]:
+    """cato+: hold the node until the replica's gate admits it (``workers.gate``), or
+    republish it (Celery's retry keeps the rest of the chain) when the gate gives it up."""
+    gate = replica.gate
+    if gate is None or writer is None:
+        yield
+        return
+    due, rest = options.get("due"), options.get("rest")
+    ticket = Ticket(options["deadline"], spec.effective_max_tokens,
+                    node.streams and spec.effective_sla.metric == "ttft", lambda: writer.deltas)
+    tier = str((task.request.delivery_info or {}).get("routing_key", "")).rpartition(".")[2]
+    verdict = gate.enter(
+        ticket, lambda now: due is not None and rest is not None and admission.lost(now, due, rest),
+        demotable=tier != Tier.best_effort, max_wait_s=replica.settings.node_timeout_s * MAX_HOLD,
+    )
+    if verdict is not Verdict.admitted:
+        dest = (
+            {"queue": keys.queue(options["pool"], Tier.best_effort), "priority": PRIORITY[Tier.best_effort]}
+            if verdict is Verdict.demote else destination(options, "cato+")
+        )
+        raise task.retry(countdown=0, max_retries=None, **dest)
+    try:
+        yield
+    finally:
+        gate.leave(ticket)
 
 
 def _observed(node: Node, started: float, ended: float, writer: TokenWriter | None) -> dict[str, float]:
@@ -119,7 +155,11 @@ class NodeTask(Task):  # type: ignore[misc]
 
 
 @app.task(name=NODE_TASK, bind=True, base=NodeTask)
-def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float) -> dict[str, Any]:
+def node(
+    self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float,
+    due: float | None = None, rest: float | None = None,
+) -> dict[str, Any]:
+    cutoff = time.monotonic() + current_replica().settings.node_timeout_s  # held time included
     replica = current_replica()
     rid = state["rid"]
     info = self.request.delivery_info or {}
@@ -130,17 +170,19 @@ def node(self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: 
     graph = _graph(state, task)
     spec = graph[index]
     queued_at = state["nodes"][-1]["ended_at"] if state["nodes"] else state["published_at"]
-    started = time.time()
-    try:
-        with replica.busy():
-            detail, writer = _run_step(replica, state, task, index, spec)
-    except Exception as exc:
-        pipe = replica.redis.pipeline(transaction=False)
-        pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
-        pipe.expire(keys.stream(rid), replica.settings.result_ttl_s)
-        pipe.hincrby(replica.ledger.window_key(replica.pool, time.time()), "failed", 1)
-        pipe.execute()
-        raise
+    writer = TokenWriter(replica.outbox, rid, index, replica.name) if spec.step == "llm" else None
+    options = {"pool": pool, "index": index, "deadline": deadline, "expect": expect, "due": due, "rest": rest}
+    with replica.busy(), _admission(self, replica, task, spec, writer, options):
+        started = time.time()
+        try:
+            detail = _run_step(replica, state, task, index, spec, writer, cutoff - time.monotonic())
+        except Exception as exc:
+            pipe = replica.redis.pipeline(transaction=False)
+            pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
+            pipe.expire(keys.stream(rid), replica.settings.result_ttl_s)
+            pipe.hincrby(replica.ledger.window_key(replica.pool, time.time()), "failed", 1)
+            pipe.execute()
+            raise
     ended = time.time()
     first_at = writer.first_at if writer else None
     if spec.streams and first_at is not None and state.get("first_token_at") is None:

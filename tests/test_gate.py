@@ -1,0 +1,74 @@
+"""cato+'s gate in front of a replica's engine: SABER's rule with real threads."""
+
+from __future__ import annotations
+
+import threading
+
+from workers.gate import Gate, Ticket, Verdict
+
+NOW = 1000.0
+
+
+def speed(n: int) -> float:
+    return {1: 100.0, 2: 60.0}.get(n, 30.0)  # tokens/s per request with n on the engine
+
+
+def ticket(tokens: int, seconds_left: float, ttft: bool = False, done: int = 0) -> Ticket:
+    return Ticket(NOW + seconds_left, tokens, ttft, lambda: done)
+
+
+def never_lost(now: float) -> bool:
+    return False
+
+
+def gate() -> Gate:
+    return Gate(speed, clock=lambda: NOW)
+
+
+def test_an_idle_engine_admits_a_feasible_node() -> None:
+    g = gate()
+    assert g.enter(ticket(50, 1.0), never_lost, True, 1.0) is Verdict.admitted
+    assert g.admitted == 1
+
+
+def test_a_node_that_would_slow_an_admitted_one_below_its_need_waits_until_it_leaves() -> None:
+    g = gate()
+    first = ticket(80, 1.0)  # needs 80 tokens/s: fine alone (100), not beside another (60)
+    assert g.enter(first, never_lost, True, 1.0) is Verdict.admitted
+    verdicts: list[Verdict] = []
+    waiting = threading.Thread(target=lambda: verdicts.append(g.enter(ticket(5, 60.0), never_lost, True, 30.0)))
+    waiting.start()
+    while g.waiting == 0:  # the second node is now held at the gate
+        threading.Event().wait(0.001)
+    assert not verdicts and g.admitted == 1
+    g.leave(first)
+    waiting.join(10)
+    assert verdicts == [Verdict.admitted]
+
+
+def test_a_node_that_waited_its_bound_goes_back_to_the_queue() -> None:
+    g = gate()
+    g.enter(ticket(80, 1.0), never_lost, True, 1.0)
+    assert g.enter(ticket(5, 60.0), never_lost, True, 0.0) is Verdict.requeue
+    assert g.admitted == 1 and g.waiting == 0
+
+
+def test_lost_nodes_are_demoted_and_best_effort_ones_are_not() -> None:
+    g = gate()
+    assert g.enter(ticket(5, 60.0), lambda now: True, True, 1.0) is Verdict.demote
+    # its own deadline is out of reach even alone: 500 tokens in 1 s against 100 tokens/s
+    assert g.enter(ticket(500, 1.0), never_lost, True, 1.0) is Verdict.demote
+    assert g.admitted == 0
+    assert g.enter(ticket(500, 1.0), lambda now: True, False, 1.0) is Verdict.admitted
+
+
+def test_a_ttft_node_past_its_first_token_constrains_nobody() -> None:
+    g = gate()
+    g.enter(ticket(80, 1.0, ttft=True, done=3), never_lost, True, 1.0)
+    assert g.enter(ticket(50, 1.0), never_lost, True, 0.0) is Verdict.admitted
+
+
+def test_a_ttft_node_needs_only_its_first_token() -> None:
+    assert ticket(500, 0.5, ttft=True).need(NOW) == 2.0
+    assert ticket(500, 0.5).need(NOW) == 1000.0
+    assert ticket(500, -0.1).need(NOW) == 0.0  # already late: it can gain nothing
