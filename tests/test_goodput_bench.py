@@ -14,15 +14,15 @@ from cato_mq.metrics import Outcome, Span, summarize
 
 
 def test_quick_run_writes_table_json_and_plots(rds: redis.Redis, redis_url: str, tmp_path: Path) -> None:
-    args = argparse.Namespace(quick=True, no_runtime=False, ray=False, out=str(tmp_path), data=None, redis_url=None)
+    args = argparse.Namespace(quick=True, no_runtime=False, ray=False, vllm=False, out=str(tmp_path), data=None, redis_url=None)
     assert goodput_bench.main(args, redis_url=redis_url) == 0
     data = json.loads((tmp_path / "goodput.json").read_text())
     systems = {r["system"] for r in data["rows"] if r["workload"] == "paper"}
     assert systems == {"cato", "cato+", "fifo", "queue-length", "round-robin"}
     runtime = [r for r in data["rows"] if r["where"] == "runtime"]
-    assert {r["system"] for r in runtime} == {"cato", "fifo"}
+    assert {r["system"] for r in runtime} == {"cato", "cato+", "fifo"}
     assert all(r["summary"]["requests"] > 0 for r in runtime)
-    assert len(data["validation"]) == 2
+    assert len(data["validation"]) == 3
     md = (tmp_path / "goodput.md").read_text()
     assert "| paper | 30.0 | cato+ |" in md and "### Goals" in md
     assert (tmp_path / "goodput_vs_load.png").stat().st_size > 0

