@@ -15,8 +15,10 @@ from pathlib import Path
 
 import redis
 
-#: A worker that has not joined the registry after this long failed to start.
-WORKER_START_TIMEOUT_S = 60.0
+#: A worker that has not joined the registry after this long failed to start: a vLLM worker
+#: loads its model first (25-60 s for the tiny one on a busy 2-core machine), and a sim
+#: worker with a measured profile sleeps through the same cold start.
+WORKER_START_TIMEOUT_S = 180.0
 
 
 def free_port() -> int:

@@ -24,8 +24,6 @@ from cato_mq.metrics import Outcome, Span
 from cato_mq.models import CodingTask, Result
 from cato_mq.workload import Request
 
-#: A vLLM worker loads its model before it consumes (25-45 s for the tiny one on 2 cores).
-START_TIMEOUT_S = 180.0
 #: Results still missing this long after the horizon are counted as unfinished.
 GRACE_S = 10.0
 
@@ -85,7 +83,7 @@ def _fleet(
             procs.append(local.start_worker(url, [
                 "--pool", "default", "--device", str(i), *engine, "--concurrency", str(slots), "-l", "WARNING",
             ], env, logs / f"{routing}-worker-{i}.log"))
-        local.wait_replicas(client, "default", replicas, START_TIMEOUT_S, procs=procs)
+        local.wait_replicas(client, "default", replicas, procs=procs)
         return _drive(requests, replicas, tail_s)
     finally:
         local.stop(procs)

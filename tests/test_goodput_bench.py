@@ -14,7 +14,8 @@ from cato_mq.metrics import Outcome, Span, summarize
 
 
 def test_quick_run_writes_table_json_and_plots(rds: redis.Redis, redis_url: str, tmp_path: Path) -> None:
-    args = argparse.Namespace(quick=True, no_runtime=False, ray=False, vllm=False, out=str(tmp_path), data=None, redis_url=None)
+    args = argparse.Namespace(quick=True, no_runtime=False, ray=False, vllm=False, out=str(tmp_path), data=None,
+                              redis_url=None)
     assert goodput_bench.main(args, redis_url=redis_url) == 0
     data = json.loads((tmp_path / "goodput.json").read_text())
     systems = {r["system"] for r in data["rows"] if r["workload"] == "paper"}
