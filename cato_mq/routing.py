@@ -68,7 +68,8 @@ def destination(kwargs: Mapping[str, Any], routing: str) -> dict[str, Any]:
         return {"queue": keys.queue(pool, Tier.safe), "priority": PRIORITY[Tier.safe]}
     now = time.time()
     # "due"/"rest" are absent only in messages from a client older than cato+
-    if routing == "cato+" and "rest" in kwargs and lost(now, kwargs["due"], kwargs["rest"]):
+    due, rest = kwargs.get("due"), kwargs.get("rest")
+    if routing == "cato+" and due is not None and rest is not None and lost(now, due, rest):
         tier = Tier.best_effort
     else:
         tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], now)

@@ -102,6 +102,8 @@ def test_cato_plus_sends_lost_nodes_to_best_effort(rds: redis.Redis, monkeypatch
     assert route(NODE_TASK, (), hopeless, {}) == {"queue": "default.best_effort", "priority": 9}
     assert route(NODE_TASK, (), decided, {}) == {"queue": "default.best_effort", "priority": 9}
     assert route(NODE_TASK, (), late, {})["queue"] == "default.violated"  # type: ignore[index]
+    older = {**late, "due": None, "rest": None}  # from a client before cato+: tiered as under cato
+    assert route(NODE_TASK, (), older, {})["queue"] == "default.violated"  # type: ignore[index]
     monkeypatch.setenv("CATO_ROUTING", "cato")
     cato_app.reset()
     assert route(NODE_TASK, (), hopeless, {})["queue"] == "default.safe"  # type: ignore[index]
