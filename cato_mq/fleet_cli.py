@@ -138,7 +138,8 @@ def register(sub: Any) -> None:
 
     s = sub.add_parser("bench-scaling", help="provisioner vs queue-length autoscaler, one bursty load")
     s.add_argument("--policies", default="cato,cato+,queue_length",
-                   help="comma-separated, run in this order: cato, cato+ (cato scaling, cato+ routing), queue_length")
+                   help="comma-separated, run in this order: cato, cato+ (cato scaling, cato+ routing), "
+                        "queue_length, ray-serve (real Ray Serve autoscaling; the ray extra)")
     s.add_argument("--time-factor", type=float, default=30.0, help="Ray Serve delays divided by this")
     s.add_argument("--repeat", type=int, default=2, help="runs per policy, interleaved; the table adds medians")
     s.add_argument("--json", help="also write the figures to this file")

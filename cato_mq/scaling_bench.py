@@ -222,17 +222,24 @@ def median(runs: list[Outcome]) -> Outcome:
     )
 
 
+def _ray(factor: float, run: str) -> Outcome:
+    from cato_mq import ray_scaling  # the `ray` extra
+
+    return ray_scaling.run(factor, run)
+
+
 def main(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = set(policies) - {"cato", "cato+", "queue_length"}
+    unknown = set(policies) - {"cato", "cato+", "queue_length", "ray-serve"}
     if unknown or not policies:
-        raise ValueError(f"--policies: choose from cato, cato+, queue_length (got {args.policies!r})")
+        raise ValueError(f"--policies: choose from cato, cato+, queue_length, ray-serve (got {args.policies!r})")
     logs = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="cato-bench-scaling-"))
     logs.mkdir(parents=True, exist_ok=True)
     if args.repeat < 1:
         raise ValueError("--repeat: at least 1")
     outcomes = [
-        run_policy(p, args.time_factor, logs / f"run{i}", str(i))
+        _ray(args.time_factor, str(i)) if p == "ray-serve"
+        else run_policy(p, args.time_factor, logs / f"run{i}", str(i))
         for i in range(1, args.repeat + 1) for p in policies
     ]
     print(table(outcomes, args.time_factor))
