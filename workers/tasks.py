@@ -159,8 +159,8 @@ def node(
     self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float,
     due: float | None = None, rest: float | None = None,
 ) -> dict[str, Any]:
-    cutoff = time.monotonic() + current_replica().settings.node_timeout_s  # held time included
     replica = current_replica()
+    cutoff = time.monotonic() + replica.settings.node_timeout_s  # time held at the gate included
     rid = state["rid"]
     info = self.request.delivery_info or {}
     redelivered = bool(info.get("redelivered"))
