@@ -33,6 +33,15 @@ def required_speed(tokens_owed: int, time_left_s: float) -> float:
     return tokens_owed / time_left_s
 
 
+def need(now: float, deadline: float, owed: int, ttft: bool, first_out: bool) -> float:
+    """Tokens/s a node needs against its deadline: under a TTFT SLA only its first token
+    counts. A node already late needs nothing it can still get, so it constrains nobody."""
+    if ttft:
+        owed = 0 if first_out else 1
+    left = deadline - now
+    return required_speed(owed, left) if left > 0 else 0.0
+
+
 def admits(speed_next: float, candidate: float, running: Sequence[float]) -> bool:
     """SABER's rule: the speed with one more request covers the candidate and every
     running request's need. Hopeless requests (need = inf) are never on this path."""

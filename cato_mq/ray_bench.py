@@ -24,14 +24,17 @@ from cato_mq.workload import Request
 RESULT_TIMEOUT_S = 120.0
 
 
-def _deployments(replicas: int, slots: int, time_scale: float) -> Any:
+def engine_deployment(time_scale: float, slots: int, load_s: float = 0.0, **options: Any) -> Any:
+    """The sim engine as a Ray Serve deployment (``options``: replicas or autoscaling). A
+    replica spends ``load_s`` in its constructor, the model load: Ray holds it as starting."""
     from ray import serve
 
-    @serve.deployment(num_replicas=replicas, max_ongoing_requests=slots, ray_actor_options={"num_cpus": 0})
+    @serve.deployment(max_ongoing_requests=slots, ray_actor_options={"num_cpus": 0}, **options)
     class Engine:
         def __init__(self) -> None:
             from workers.sim_engine import SimEngine
 
+            time.sleep(load_s)
             self.engine = SimEngine(time_scale=time_scale)
             self.starting: asyncio.Future[None] | None = None
             self.name = serve.get_replica_context().replica_id.unique_id
@@ -46,6 +49,14 @@ def _deployments(replicas: int, slots: int, time_scale: float) -> Any:
             async for _ in self.engine.generate("r", prompt, SamplingParams(max_tokens=max_tokens, seed=0)):
                 first = first or time.time()
             return {"replica": self.name, "began": began, "first": first, "ended": time.time()}
+
+    return Engine
+
+
+def _deployments(replicas: int, slots: int, time_scale: float) -> Any:
+    from ray import serve
+
+    engine: Any = engine_deployment(time_scale, slots, num_replicas=replicas)
 
     @serve.deployment(num_replicas=1, max_ongoing_requests=10_000, ray_actor_options={"num_cpus": 0})
     class Graph:
@@ -72,8 +83,7 @@ def _deployments(replicas: int, slots: int, time_scale: float) -> Any:
                     calls.append(call)
             return {"calls": calls, "ended": time.time()}
 
-    engine: Any = Engine  # serve.deployment's result carries .bind, which the type checker does not see
-    graph: Any = Graph
+    graph: Any = Graph  # serve.deployment's result carries .bind, which the type checker does not see
     return graph.bind(engine.bind())
 
 

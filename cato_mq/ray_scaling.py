@@ -17,6 +17,7 @@ import itertools
 import time
 from typing import Any
 
+from cato_mq import ray_bench
 from cato_mq import scaling_bench as sb
 from cato_mq.scaling_bench import Outcome
 
@@ -27,36 +28,13 @@ POLL_S = 1.0
 
 
 def _deployment(factor: float) -> Any:
-    from ray import serve
-
     # every time constant of Ray Serve's defaults divided alike: delays 30 s / 600 s, metrics
     # reported every 10 s and averaged over 30 s (unscaled, they would smooth the 15 s burst away)
     autoscaling = {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 2,
                    "upscale_delay_s": 30.0 / factor, "downscale_delay_s": 600.0 / factor,
                    "metrics_interval_s": 10.0 / factor, "look_back_period_s": 30.0 / factor}
-
-    @serve.deployment(max_ongoing_requests=sb.CONCURRENCY, autoscaling_config=autoscaling,
-                      ray_actor_options={"num_cpus": 0})
-    class Engine:
-        def __init__(self) -> None:
-            from workers.sim_engine import SimEngine, SimProfile
-
-            time.sleep(sb.COLD_START_S * sb.TIME_SCALE)  # the model load: Ray holds the replica as starting
-            self.engine = SimEngine(SimProfile(), sb.TIME_SCALE)
-            self.started: asyncio.Future[None] | None = None
-
-        async def __call__(self, prompt: str) -> float:
-            from workers.engine import SamplingParams
-
-            if self.started is None:  # on the replica's own loop
-                self.started = asyncio.ensure_future(self.engine.start())
-            await self.started
-            began = time.time()
-            async for _ in self.engine.generate("r", prompt, SamplingParams(max_tokens=sb.MAX_TOKENS, seed=0)):
-                pass
-            return time.time() - began
-
-    engine: Any = Engine
+    engine: Any = ray_bench.engine_deployment(sb.TIME_SCALE, sb.CONCURRENCY, sb.COLD_START_S * sb.TIME_SCALE,
+                                              autoscaling_config=autoscaling)
     return engine.bind()
 
 
@@ -93,10 +71,10 @@ async def _drive(handle: Any, run_id: str) -> Outcome:
     async def one(at: float) -> tuple[float, float] | None:
         await asyncio.sleep(max(0.0, began + at - time.time()))  # the open-loop arrival schedule
         try:
-            busy = await asyncio.wait_for(handle.remote("def f(x):\n    return x + 1\n"), 120)
+            call = await asyncio.wait_for(handle.generate.remote("def f(x):\n    return x + 1\n", sb.MAX_TOKENS), 120)
         except Exception:
             return None
-        return time.time() - (began + at), busy
+        return time.time() - (began + at), call["ended"] - call["began"]
 
     poller = asyncio.ensure_future(poll())
     answers = await asyncio.gather(*(one(at) for at in sb.arrivals()))

@@ -45,12 +45,9 @@ def lost(sim: Simulation, job: Job, now: float) -> bool:
 
 
 def need(job: Job, owed: int, now: float) -> float:
-    """Tokens/s the node needs against its deadline; a node already late needs nothing it
-    can still get, so it constrains nobody (it is not hopeless only by accident)."""
-    if job.node.streams and job.req.metric == "ttft":
-        owed = 0 if job.first_at is not None else 1
-    left = job.deadline - now
-    return admission.required_speed(owed, left) if left > 0 else 0.0
+    """Tokens/s the node needs against its deadline (``admission.need``)."""
+    return admission.need(now, job.deadline, owed, job.node.streams and job.req.metric == "ttft",
+                          job.first_at is not None)
 
 
 def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:

@@ -42,3 +42,10 @@ def test_lost_means_decided_or_hopeless() -> None:
     assert admission.lost(10.0, 12.0, 0.0)  # nothing on the SLA path is left: decided
     assert admission.lost(10.0, 12.0, 2.5)
     assert not admission.lost(10.0, 12.0, 1.5)
+
+
+def test_need_counts_only_the_first_token_under_ttft_and_nothing_once_late() -> None:
+    assert admission.need(10.0, 12.0, 100, False, True) == 50.0
+    assert admission.need(10.0, 12.0, 100, True, False) == 0.5
+    assert admission.need(10.0, 12.0, 100, True, True) == 0.0
+    assert admission.need(10.0, 9.0, 100, False, False) == 0.0

@@ -90,19 +90,27 @@ def test_cato_plus_serves_feasible_nodes_before_lost_ones(
     assert [r.met_sla for r in results] == [True, True, False]
 
 
-def test_cato_plus_gate_holds_a_node_that_would_make_an_admitted_one_late(
+def _tight_request_on_a_steep_cato_plus_worker(
     workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # a steep engine: 67 tokens/s for one request, 40 each for two
+) -> Handle:
+    """One cato+ worker with 2 slots on a steep engine (67 tokens/s for one request, 40
+    each for two), running a request that needs 60 tokens in 1.2 s: 50 tokens/s, met alone
+    (0.9 s), missed beside another. Returns once its first token streamed."""
     profile = tmp_path / "steep.json"
     profile.write_text(json.dumps({"decode_base_s": 0.005, "decode_per_seq_s": 0.01}))
     monkeypatch.setenv("CATO_ROUTING", "cato+")
     cato_app.reset()
     workers("-c", "2", "--profile", str(profile), env=CATO_PLUS)
-    # needs 60 tokens in 1.2 s: 50 tokens/s, met alone (0.9 s), missed beside another
     tight = submit(CodingTask(kind="summarization", prompt="def f(): pass", max_tokens=60,
                               sla={"metric": "e2e", "seconds": 1.2}))
     first_token_event(tight)
+    return tight
+
+
+def test_cato_plus_gate_holds_a_node_that_would_make_an_admitted_one_late(
+    workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tight = _tight_request_on_a_steep_cato_plus_worker(workers, tmp_path, monkeypatch)
     relaxed = submit(CodingTask(kind="summarization", prompt="def g(): pass", max_tokens=5,
                                 sla={"metric": "e2e", "seconds": 60}))
     a, b = tight.result(timeout=60), relaxed.result(timeout=60)
@@ -117,14 +125,7 @@ def test_cato_plus_gate_holds_a_node_that_would_make_an_admitted_one_late(
 def test_cato_plus_demotes_a_held_node_once_its_request_is_lost_and_keeps_the_chain(
     workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    profile = tmp_path / "steep.json"
-    profile.write_text(json.dumps({"decode_base_s": 0.005, "decode_per_seq_s": 0.01}))
-    monkeypatch.setenv("CATO_ROUTING", "cato+")
-    cato_app.reset()
-    workers("-c", "2", "--profile", str(profile), env=CATO_PLUS)
-    tight = submit(CodingTask(kind="summarization", prompt="def f(): pass", max_tokens=60,
-                              sla={"metric": "e2e", "seconds": 1.2}))
-    first_token_event(tight)
+    tight = _tight_request_on_a_steep_cato_plus_worker(workers, tmp_path, monkeypatch)
     # feasible when published (about 0.1 s of work alone, 0.3 s to go), lost while held
     short = submit(CodingTask(kind="translation", prompt="def g(): pass", target_language="go", max_tokens=5,
                               sla={"metric": "e2e", "seconds": 0.3}))

@@ -51,13 +51,11 @@ class Ticket:
     best_effort: bool = False  #: its request is lost: protecting it gains nothing
 
     def need(self, now: float) -> float:
-        """Tokens/s it needs from now; a late or best-effort node constrains nobody."""
+        """Tokens/s it needs from now (``admission.need``); a best-effort node constrains nobody."""
         if self.best_effort:
             return 0.0
         done = self.progress()
-        owed = (0 if done else 1) if self.ttft else self.tokens - done
-        left = self.deadline - now
-        return admission.required_speed(owed, left) if left > 0 else 0.0
+        return admission.need(now, self.deadline, self.tokens - done, self.ttft, done > 0)
 
 
 class Gate:
