@@ -9,6 +9,14 @@ its deadline is decided. The node is admitted only if ``speed(L + 1)`` covers it
 and every admitted request's; otherwise it waits, and a later node of the first
 ``WINDOW`` waiting may go first (against head-of-line blocking).
 
+**Prefill.** SABER's rule is about decode speed. Under a TTFT SLA with long contexts (the
+Azure code trace: 2,048 tokens on average) the first token waits for prefill instead, and
+the engine prefills every request waiting for it in one step: one more long prompt delays
+every first token in that step. So a node is also admitted only if the step that would
+prefill it ends before its own TTFT deadline and before the deadline of every request on
+the engine still waiting for its first token (``prefill_fits``); the caller predicts that
+step from the engine profile.
+
 **Hopeless** nodes, whose request cannot meet its SLA even if served alone right now, and
 nodes whose request's SLA is already decided (a TTFT request after its first token), go to
 a best-effort queue served only while nothing feasible waits: under overload, serving a
@@ -18,7 +26,7 @@ lost cause first (violated-first) makes a request that could still make it late 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 #: SABER draws candidates from the first 20 waiting requests.
 WINDOW = 20
@@ -46,6 +54,19 @@ def admits(speed_next: float, candidate: float, running: Sequence[float]) -> boo
     """SABER's rule: the speed with one more request covers the candidate and every
     running request's need. Hopeless requests (need = inf) are never on this path."""
     return speed_next >= max(candidate, max(running, default=0.0))
+
+
+def prefill_fits(
+    without_at: float, with_at: float, own_deadline: float | None, waiting: Iterable[float]
+) -> bool:
+    """Whether the candidate's prefill fits: the next prefill step would end at
+    ``without_at`` without it and ``with_at`` with it. Its first token must come by
+    ``own_deadline`` (None: its first token is not what its SLA counts), and so must every
+    waiting request's (``waiting``: their TTFT deadlines) that would make it without the
+    candidate; one late already does not stop the engine from taking more."""
+    if own_deadline is not None and with_at > own_deadline:
+        return False
+    return all(with_at <= d for d in waiting if without_at <= d)
 
 
 def hopeless(now: float, deadline: float, service_alone_s: float) -> bool:

@@ -136,7 +136,10 @@ def register(sub: Any) -> None:
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=_fleet)
 
-    s = sub.add_parser("bench-scaling", help="provisioner vs queue-length autoscaler, one bursty load")
+    s = sub.add_parser("bench-scaling", help="provisioner vs queue-length autoscaler on real fleets, one bursty load")
+    s.add_argument("--workload", choices=["bursty", "azure"], default="bursty",
+                   help="bursty: synthetic Poisson phases; azure: a burst of the Azure code trace (../shared/data)")
+    s.add_argument("--data", help="the shared data folder (default ../shared/data)")
     s.add_argument("--policies", default="cato,cato+,queue_length",
                    help="comma-separated, run in this order: cato, cato+ (cato scaling, cato+ routing), "
                         "queue_length, ray-serve (real Ray Serve autoscaling; the ray extra)")

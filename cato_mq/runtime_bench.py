@@ -38,7 +38,7 @@ class RuntimeRun:
     estimates: dict[str, float]  # the pool's service-time estimates at the end
 
 
-def _task(r: Request) -> CodingTask:
+def task_of(r: Request) -> CodingTask:
     fields: dict[str, object] = {
         "kind": r.kind, "prompt": r.prompt, "language": r.language, "max_tokens": r.max_tokens,
         "sla": {"metric": r.metric, "seconds": r.sla_s},
@@ -95,7 +95,7 @@ def _fleet(
 def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
     from cato_mq.client import follow, submit
 
-    tasks = [_task(r) for r in requests]  # validated before the clock starts
+    tasks = [task_of(r) for r in requests]  # validated before the clock starts
     t0 = time.time() + 0.5
     handles, late = [], 0
     for r, task in zip(requests, tasks, strict=True):

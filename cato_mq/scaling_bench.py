@@ -3,7 +3,9 @@ queue-length autoscaler.
 
 Each policy gets a fresh fleet on a throwaway Redis (two agents playing hosts with three
 made-up CPU devices, beat, the control worker, sim-engine workers with a cold start) and
-the same seeded bursty Poisson workload. From the results and the replica timeline:
+the same seeded open-loop workload (``cato_mq.scaling_load``: ``bursty`` Poisson phases, or
+a slice of the Azure code trace). ``fifo@N`` runs a static fleet of N replicas behind one
+FIFO queue, for the static baseline. From the results and the replica timeline:
 
 * **reaction**: from the moment the violation window crossed the threshold (the
   ``up_violations``-th violating node of that window finished) to the first node started
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import signal
 import statistics
 import tempfile
@@ -34,18 +35,19 @@ from typing import Any
 import redis
 
 from cato_mq import app as cato_app
-from cato_mq import fleet, local
+from cato_mq import fleet, local, scaling_load
+from cato_mq.scaling_load import Load
 
-#: (seconds, requests per second): calm, a burst about 2.5x one replica's capacity, calm.
-PHASES = ((15.0, 1.0), (15.0, 8.0), (30.0, 1.0))
+#: Autoscaled policies; ``fifo@N`` (a static fleet) is accepted as well.
+POLICIES = ("cato", "cato+", "queue_length", "ray-serve")
+#: CPU "devices" of the two agents: the fleet's maximum.
+DEVICES = 3
 #: Replica-seconds are counted until this long after the last arrival.
 TAIL_S = 20.0
 TIME_SCALE = 5.0  # the sim engine runs 5x slower than the tiny model: one replica ~3.5 req/s
 #: The profile's cold start; the sim engine scales it too, so a replica loads in 2 s.
 COLD_START_S = 0.4
 CONCURRENCY = 4
-SLA_S = 3.0
-MAX_TOKENS = 32
 ENV = {
     "CATO_POOLS": "default", "CATO_WINDOW_S": "2", "CATO_HEARTBEAT_S": "0.2", "CATO_VISIBILITY_TIMEOUT_S": "10",
     "CATO_SCALE_TICK_S": "0.5", "CATO_SCALE_LEASE_S": "3", "CATO_SCALE_LEADER_TTL_S": "3",
@@ -67,25 +69,21 @@ class Outcome:
     peak: int
 
 
-def arrivals(seed: int = 7) -> list[float]:
-    rng, t, out = random.Random(seed), 0.0, []
-    start = 0.0
-    for length, rate in PHASES:
-        t = start
-        while True:
-            t += rng.expovariate(rate)
-            if t >= start + length:
-                break
-            out.append(t)
-        start += length
-    return out
+def policy_env(policy: str, factor: float) -> dict[str, str]:
+    """The fleet's environment for a policy. cato+ is cato's scaling with cato+ routing and
+    admission (CATO_ROUTING) in every process; ``fifo@N`` is a static fleet of N replicas
+    (bounds pinned) behind one FIFO queue."""
+    env = {**ENV, "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor), "CATO_SCALE_DOWNSCALE_DELAY_S": str(600.0 / factor)}
+    if policy.startswith("fifo@"):
+        n = policy.partition("@")[2]
+        return {**env, "CATO_SCALE_POLICY": "cato", "CATO_ROUTING": "fifo", "CATO_SCALE_DEFAULT_MIN": n,
+                "CATO_SCALE_DEFAULT_MAX": n}
+    return {**env, "CATO_SCALE_POLICY": "cato" if policy == "cato+" else policy,
+            "CATO_ROUTING": "cato+" if policy == "cato+" else "cato"}
 
 
-def run_policy(policy: str, factor: float, logs: Path, run: str = "1") -> Outcome:
-    # cato+ is cato's scaling with cato+ routing and admission (CATO_ROUTING) in every process
-    env = {**ENV, "CATO_SCALE_POLICY": "cato" if policy == "cato+" else policy,
-           "CATO_ROUTING": "cato+" if policy == "cato+" else "cato", "CATO_SCALE_UPSCALE_DELAY_S": str(30.0 / factor),
-           "CATO_SCALE_DOWNSCALE_DELAY_S": str(600.0 / factor)}
+def run_policy(policy: str, factor: float, logs: Path, work: Load, run: str = "1") -> Outcome:
+    env = policy_env(policy, factor)
     logs.mkdir(parents=True, exist_ok=True)
     profile = logs / "profile.json"
     profile.write_text(json.dumps({"cold_start_s": COLD_START_S}))
@@ -106,7 +104,7 @@ def run_policy(policy: str, factor: float, logs: Path, run: str = "1") -> Outcom
             procs.append(local.start_cli(server.url, ["provisioner"], env, logs / f"{policy}-provisioner.log"))
             procs.append(local.start_cli(server.url, ["beat"], env, logs / f"{policy}-beat.log"))
             _wait(lambda: any(r.state == "ready" for r in fleet.read(client).replicas()), 60)
-            return _measure(policy, run, client)
+            return _measure(policy, run, client, work)
         finally:
             for p in reversed(procs):
                 if p.poll() is None:
@@ -125,18 +123,18 @@ def _wait(cond: Any, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _measure(policy: str, run: str, client: redis.Redis) -> Outcome:  # type: ignore[type-arg]
-    from cato_mq import CodingTask, submit
+def _measure(policy: str, run: str, client: redis.Redis, work: Load) -> Outcome:  # type: ignore[type-arg]
+    from cato_mq import submit
+    from cato_mq.runtime_bench import task_of
 
-    task = CodingTask(kind="summarization", prompt="def f(x):\n    return x + 1\n", max_tokens=MAX_TOKENS,
-                      sla={"metric": "e2e", "seconds": SLA_S})
+    tasks = [task_of(r) for r in work.requests]  # validated before the clock starts
     began = time.time()
     handles = []
-    for at in arrivals():
-        time.sleep(max(0.0, began + at - time.time()))
-        handles.append(submit(task))
+    for r, task in zip(work.requests, tasks, strict=True):
+        time.sleep(max(0.0, began + r.at - time.time()))  # the open-loop arrival schedule
+        handles.append(submit(task, arrived_at=began + r.at))
     results = [h.result(timeout=120) for h in handles]
-    end = began + sum(p[0] for p in PHASES) + TAIL_S
+    end = began + work.span_s + TAIL_S
     time.sleep(max(0.0, end - time.time()))
     events = fleet.timeline(client)
 
@@ -183,10 +181,9 @@ def _peak(spans: dict[str, list[float]]) -> int:
     return peak
 
 
-def table(outcomes: list[Outcome], factor: float) -> str:
+def table(outcomes: list[Outcome], factor: float, work: Load) -> str:
     lines = [
-        f"Workload: {len(arrivals())} summarization requests (e2e SLA {SLA_S:g} s, {MAX_TOKENS} tokens), "
-        f"Poisson {' -> '.join(f'{r:g}/s for {d:g} s' for d, r in PHASES)}; 3 CPU \"devices\" on 2 agents, "
+        f"Workload: {work.about}; 3 CPU \"devices\" on 2 agents, "
         f"min 1 / max 3 replicas, sim engine x{TIME_SCALE:g} slower, batch {CONCURRENCY}, cold start "
         f"{COLD_START_S * TIME_SCALE:g} s; queue-length baseline: target 2 ongoing/replica, up/down delays "
         f"{30 / factor:g} s / {600 / factor:g} s (Ray Serve's 30 s / 600 s divided by {factor:g}).",
@@ -222,27 +219,36 @@ def median(runs: list[Outcome]) -> Outcome:
     )
 
 
-def _ray(factor: float, run: str) -> Outcome:
+def _ray(factor: float, run: str, work: Load) -> Outcome:
     from cato_mq import ray_scaling  # the `ray` extra
 
-    return ray_scaling.run(factor, run)
+    return ray_scaling.run(factor, run, work)
+
+
+def _static(policy: str) -> bool:
+    name, _, n = policy.partition("@")
+    return name == "fifo" and n.isdigit() and 1 <= int(n) <= DEVICES
 
 
 def main(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = set(policies) - {"cato", "cato+", "queue_length", "ray-serve"}
+    unknown = {p for p in policies if p not in POLICIES and not _static(p)}
     if unknown or not policies:
-        raise ValueError(f"--policies: choose from cato, cato+, queue_length, ray-serve (got {args.policies!r})")
+        raise ValueError(f"--policies: choose from {', '.join(POLICIES)}, fifo@N (N = 1..{DEVICES}) "
+                         f"(got {args.policies!r})")
+    work, note = scaling_load.load(args.workload, Path(args.data) if args.data else None)
+    if note:
+        print(note)
     logs = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="cato-bench-scaling-"))
     logs.mkdir(parents=True, exist_ok=True)
     if args.repeat < 1:
         raise ValueError("--repeat: at least 1")
     outcomes = [
-        _ray(args.time_factor, str(i)) if p == "ray-serve"
-        else run_policy(p, args.time_factor, logs / f"run{i}", str(i))
+        _ray(args.time_factor, str(i), work) if p == "ray-serve"
+        else run_policy(p, args.time_factor, logs / f"run{i}", work, str(i))
         for i in range(1, args.repeat + 1) for p in policies
     ]
-    print(table(outcomes, args.time_factor))
+    print(table(outcomes, args.time_factor, work))
     if args.json:
         Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=2))
     return 0

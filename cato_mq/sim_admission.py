@@ -5,13 +5,16 @@
   speed with nobody else on the engine): it goes to the best-effort tier.
 * **pick** (a replica has a free slot): the first of the first ``admission.WINDOW`` waiting
   nodes, in tier order, that the replica's engine can take while still giving every
-  request on it the speed its deadline needs. A waiting node that has become hopeless is
-  demoted on the way. Best effort runs only when no other node waits and one more request
-  slows no admitted one below its need.
+  request on it the speed its deadline needs, and whose prefill delays no first token past
+  its TTFT deadline (``prefill_at``: the step that would prefill it, from the replica's
+  schedule). A waiting node that has become hopeless is demoted on the way. Best effort
+  runs only when no other node waits and one more request makes no admitted one late.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cato_mq import admission
@@ -50,12 +53,39 @@ def need(job: Job, owed: int, now: float) -> float:
                           job.first_at is not None)
 
 
+def ttft_deadline(job: Job) -> float | None:
+    """The node's deadline if its first token is what its SLA counts."""
+    return job.deadline if job.node.streams and job.req.metric == "ttft" and job.first_at is None else None
+
+
+def prefill_at(r: SimReplica, now: float) -> Callable[[int], float]:
+    """When the engine's next prefill step would end with ``tokens`` more prompt tokens in
+    it, beside the nodes waiting for the engine or on their way to it. Jobs submitted now
+    join the step after the current one: that is the rest of a prefill step under way, or
+    one decode step while the batch cruises."""
+    p, s = r.profile, r.scale
+    if r.next_t < math.inf and r.cruise is None:
+        start = max(0.0, r.next_t - now)
+    else:
+        start = p.decode_s(len(r.running)) * s if r.running else 0.0
+    pending = [*r.waiting, *r.arriving]
+    queued, n = sum(j.prompt_tokens for j in pending), len(r.running) + len(pending)
+    return lambda tokens: now + start + p.step_s(n, queued + tokens) * s
+
+
 def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
     def speed(n: int) -> float:
         return 1.0 / (r.profile.decode_s(n) * r.scale)
 
-    running = [need(j, r.owed(j), now) for j in r.running] + [need(j, j.tokens, now) for j in r.waiting]
+    pending = [*r.waiting, *r.arriving]  # not on the engine yet: in its next prefill step
+    running = [need(j, r.owed(j), now) for j in r.running] + [need(j, j.tokens, now) for j in pending]
     alone = speed(1)
+    at = prefill_at(r, now)
+    without = at(0)
+    firsts = [d for j in pending if (d := ttft_deadline(j)) is not None]
+
+    def fits(job: Job, own: float | None) -> bool:
+        return admission.prefill_fits(without, at(job.prompt_tokens), own, firsts)
     candidates: list[Job] = []
     needs: list[float] = []
     for job in sim.queue.head(admission.WINDOW):
@@ -68,13 +98,15 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
             sim.queue.move(job, "best_effort")
             continue
         candidates.append(job)
-        needs.append(n)
+        needs.append(n if fits(job, ttft_deadline(job)) else math.inf)  # inf: this engine cannot take it now
     i = admission.choose(needs, running, speed)
     if i is not None:
         return candidates[i]
     if candidates or sim.queue.total() > sim.queue.count("best_effort"):
         return None
     best = sim.queue.head(1)
-    if best and (best[0].node.step != "llm" or admission.choose([0.0], running, speed) is not None):
+    if best and (best[0].node.step != "llm" or (
+        fits(best[0], None) and admission.choose([0.0], running, speed) is not None
+    )):
         return best[0]
     return None

@@ -39,6 +39,7 @@ class SimReplica:
     g: int = 0  # engine steps completed
     running: list[Job] = field(default_factory=list)
     waiting: deque[Job] = field(default_factory=deque)
+    arriving: list[Job] = field(default_factory=list)  # LLM nodes taken, one hop from the engine
     fresh: list[Job] = field(default_factory=list)  # admitted in the step now running
     next_t: float = math.inf  # the scheduled boundary (time, step count)
     next_g: int = 0
@@ -53,7 +54,7 @@ class SimReplica:
 
     @property
     def engine_load(self) -> int:
-        return len(self.running) + len(self.waiting)
+        return len(self.running) + len(self.waiting) + len(self.arriving)
 
     def hold(self, now: float) -> None:
         if self.inflight == 0:
@@ -68,6 +69,7 @@ class SimReplica:
 
     def submit(self, job: Job, now: float) -> bool:
         """Queue an LLM node on the engine; True when the scheduled boundary moved."""
+        self.arriving.remove(job)
         self.waiting.append(job)
         if self.next_t == math.inf:
             return self._plan(now)

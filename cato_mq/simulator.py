@@ -225,6 +225,7 @@ class Simulation:
         # the message reaches the worker's thread one hop after the slot took it
         job.started, job.replica = now + self.cfg.hop_s, r
         if job.node.step == "llm":
+            r.arriving.append(job)  # admission counts it from now on
             self.push(job.started, BEGIN, job)
         else:
             self.push(job.started + self.cfg.cpu_s.get(job.node.step, 0.0), CPU_DONE, job)

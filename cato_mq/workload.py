@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from cato_mq.corpus import Corpus, Sample, tokens
+from cato_mq.corpus import CHARS_PER_TOKEN, Corpus, Sample, tokens
 from cato_mq.models import DEFAULT_MAX_TOKENS, DEFAULT_SLA, Kind, Metric
 
 #: Kinds in the paper mix, equal shares (CATO serves the four together).
@@ -26,6 +26,8 @@ KINDS = (Kind.completion, Kind.generation, Kind.summarization, Kind.translation)
 MAX_MODEL_LEN = 4096
 #: Below this an output budget is not a coding answer (a trace row of 0 or 1 tokens).
 MIN_OUT_TOKENS = 2
+#: What the worker's prompt template adds to a prompt, kept free in the context window.
+TEMPLATE_TOKENS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class Request:
 def _request(at: float, kind: Kind, s: Sample, prompt_tokens: int, max_tokens: int, sla_scale: float) -> Request:
     metric, seconds = DEFAULT_SLA[kind]
     max_tokens = max(MIN_OUT_TOKENS, min(max_tokens, MAX_MODEL_LEN // 2))
-    prompt_tokens = max(1, min(prompt_tokens, MAX_MODEL_LEN - max_tokens))
+    prompt_tokens = max(1, min(prompt_tokens, MAX_MODEL_LEN - TEMPLATE_TOKENS - max_tokens))
     return Request(at, kind, metric, seconds * sla_scale, s.prompt, prompt_tokens, max_tokens,
                    s.language, s.target_language)
 
@@ -88,8 +90,8 @@ def azure_replay(
 ) -> list[Request]:
     """Replay the trace from ``start_s`` on: arrival ``i`` at ``(t_i - start_s) / compress``;
     context tokens become the prompt length (capped to the context window), generated
-    tokens the output budget. Prompt text is a real stdlib function (the sim engine only
-    uses its length, which the trace sets)."""
+    tokens the output budget. The prompt is real code of that length (``context``), so a
+    runtime engine prefills as many tokens as the simulator charges."""
     if compress <= 0:
         raise ValueError("compress must be positive")
     rng = random.Random(seed)
@@ -100,8 +102,21 @@ def azure_replay(
         if limit is not None and len(out) >= limit:
             break
         s = rng.choice(corpus.completion)
-        out.append(_request((t - start_s) / compress, Kind.completion, s, ctx, gen, sla_scale))
+        r = _request((t - start_s) / compress, Kind.completion, s, ctx, gen, sla_scale)
+        out.append(replace(r, prompt=context(corpus, rng, s.prompt, r.prompt_tokens)))
     return out
+
+
+def context(corpus: Corpus, rng: random.Random, prompt: str, prompt_tokens: int) -> str:
+    """A completion's context as an editor sends it: functions of the same code base before
+    the one being completed, ``prompt_tokens`` long by the corpus's token count."""
+    size = round(prompt_tokens * CHARS_PER_TOKEN)
+    parts, length = [prompt], len(prompt)
+    while length < size:
+        before = rng.choice(corpus.completion).prompt
+        parts.insert(0, before)
+        length += len(before) + 2
+    return "\n\n".join(parts)[-size:]
 
 
 def offered_tokens(requests: list[Request]) -> int:

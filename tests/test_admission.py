@@ -49,3 +49,23 @@ def test_need_counts_only_the_first_token_under_ttft_and_nothing_once_late() -> 
     assert admission.need(10.0, 12.0, 100, True, False) == 0.5
     assert admission.need(10.0, 12.0, 100, True, True) == 0.0
     assert admission.need(10.0, 9.0, 100, False, False) == 0.0
+
+
+def test_a_prefill_that_fits_every_first_token_is_admitted() -> None:
+    # the next prefill step ends at 10.2 without the candidate, 10.6 with it
+    assert admission.prefill_fits(10.2, 10.6, 11.0, [10.8, 12.0])
+
+
+def test_a_prefill_past_the_candidates_own_ttft_deadline_is_refused() -> None:
+    assert not admission.prefill_fits(10.2, 10.6, 10.5, [])
+    # an E2E node's first token is not its SLA: only the waiting requests count
+    assert admission.prefill_fits(10.2, 10.6, None, [])
+
+
+def test_a_prefill_that_would_make_a_waiting_first_token_late_is_refused() -> None:
+    assert not admission.prefill_fits(10.2, 10.6, None, [12.0, 10.4])
+
+
+def test_a_waiting_request_late_anyway_does_not_block_admission() -> None:
+    # its first token misses 10.1 even without the candidate: protecting it gains nothing
+    assert admission.prefill_fits(10.2, 10.6, None, [10.1])

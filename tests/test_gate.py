@@ -72,3 +72,30 @@ def test_a_ttft_node_needs_only_its_first_token() -> None:
     assert ticket(500, 0.5, ttft=True).need(NOW) == 2.0
     assert ticket(500, 0.5).need(NOW) == 1000.0
     assert ticket(500, -0.1).need(NOW) == 0.0  # already late: it can gain nothing
+
+
+def first_token(running: int, prefill_tokens: int) -> float:
+    return 0.01 + 0.001 * prefill_tokens  # 1 ms per prompt token
+
+
+def test_a_long_prefill_waits_while_it_would_make_a_waiting_first_token_late() -> None:
+    g = Gate(speed, clock=lambda: NOW, first_token=first_token)
+    out = [0]
+    first = Ticket(NOW + 0.3, 10, True, lambda: out[0], prompt_tokens=100)  # first token at +0.11
+    assert g.enter(first, never_lost, True, 1.0) is Verdict.admitted
+    # 400 more prompt tokens in the same prefill step: the first token comes at +0.51
+    long = Ticket(NOW + 5.0, 10, True, lambda: 0, prompt_tokens=400)
+    assert g.enter(long, never_lost, True, 0.0) is Verdict.requeue
+    short = Ticket(NOW + 5.0, 10, True, lambda: 0, prompt_tokens=50)  # +0.16: both in time
+    assert g.enter(short, never_lost, True, 0.0) is Verdict.admitted
+    g.leave(short)
+    out[0] = 1  # the waiting request's first token streamed: nothing left to protect
+    assert g.enter(long, never_lost, True, 0.0) is Verdict.admitted
+
+
+def test_a_prefill_past_its_own_ttft_deadline_even_alone_is_demoted_but_an_e2e_node_goes() -> None:
+    g = Gate(speed, clock=lambda: NOW, first_token=first_token)
+    assert g.enter(Ticket(NOW + 0.2, 10, True, lambda: 0, prompt_tokens=500), never_lost, True, 1.0) \
+        is Verdict.demote
+    assert g.enter(Ticket(NOW + 5.0, 10, False, lambda: 0, prompt_tokens=500), never_lost, True, 0.0) \
+        is Verdict.admitted

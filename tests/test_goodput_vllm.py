@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cato_mq import corpus, goodput_vllm, workload
-from cato_mq.goodput_bench import Plan
+from cato_mq.goodput_plan import Plan
 
 
 def test_requests_are_the_paper_mix_with_shorter_slas_and_prompts_that_fit() -> None:

@@ -79,6 +79,21 @@ def test_cato_plus_serves_a_hopeless_request_last() -> None:
     assert res.outcomes[1].met and not res.outcomes[2].met
 
 
+def test_cato_plus_holds_a_long_prefill_until_a_waiting_first_token_is_out() -> None:
+    # a long summarization keeps the engine stepping; a tight completion and then one with
+    # a 3,000-token prompt arrive within one step. fifo prefills both in the next step, so
+    # the tight one's first token waits for the long prefill and misses; cato+ holds the
+    # long one a step, and both meet their TTFT
+    reqs = [summ(Kind.summarization, 0.0, 1000), summ(Kind.completion, 0.5, 8, sla=0.3),
+            summ(Kind.completion, 0.5005, 8, prompt=3000, sla=2.0)]
+    cfg = {"replicas": 1, "slots": 4, "time_scale": 5.0}
+    fifo = simulate(reqs, SimConfig("fifo", **cfg))
+    plus = simulate(reqs, SimConfig("cato+", **cfg))
+    assert not fifo.outcomes[1].met and fifo.outcomes[2].met
+    assert plus.outcomes[1].met and plus.outcomes[2].met
+    assert (plus.outcomes[1].ttft_s or 0) + 0.5 < (plus.outcomes[2].ttft_s or 0) + 0.5005
+
+
 def test_deterministic_for_a_seed_for_every_system() -> None:
     c = corpus.Corpus()
     corpus.synthetic(c)

@@ -63,3 +63,6 @@ def test_azure_replay_of_the_real_trace(real: corpus.Corpus) -> None:
     assert len(reqs) == 500 and reqs[0].at == 0.0
     assert all(r.kind is Kind.completion for r in reqs)
     assert reqs == workload.azure_replay(real, TRACE, compress=2.0, limit=500)
+    # the prompt is real code of the trace's length, so a runtime engine prefills as much
+    assert all(corpus.tokens(r.prompt) == r.prompt_tokens for r in reqs)
+    assert all(r.prompt_tokens + workload.TEMPLATE_TOKENS + r.max_tokens <= workload.MAX_MODEL_LEN for r in reqs)

@@ -3,13 +3,16 @@
 An LLM node about to put one more request on this replica's engine asks the gate first.
 The gate admits it once the engine's predicted per-request speed with one more request
 covers the node's own need and every admitted request's (tokens still owed over seconds
-left to their node deadlines). It re-checks whenever an admitted request leaves, and every
+left to their node deadlines), and once the step that would prefill it ends before its own
+TTFT deadline and every admitted request's still waiting for its first token
+(``admission.prefill_fits``). It re-checks whenever an admitted request leaves, and every
 ``RECHECK_S`` because needs grow as deadlines near. While a node waits it holds one of the
 worker's thread slots, so the worker takes no further message: the queue stays with the
 other replicas. The gate gives a node up instead of admitting it:
 
 * ``demote``: the node is lost (its request decided or out of reach even alone, or its own
-  deadline out of reach even alone); the task republishes it to the best-effort tier.
+  deadline out of reach even alone, or its first token's); the task republishes it to the
+  best-effort tier.
   Nodes already in that tier are never demoted; they wait until one more request slows no
   admitted one below its need.
 * ``requeue``: it waited ``max_wait_s``, a bound under the visibility timeout so the broker
@@ -49,6 +52,11 @@ class Ticket:
     ttft: bool  #: only its first token counts (the streamed call of a TTFT request)
     progress: Callable[[], int]  #: tokens produced so far
     best_effort: bool = False  #: its request is lost: protecting it gains nothing
+    prompt_tokens: int = 0  #: its prefill
+
+    def first_due(self) -> float | None:
+        """Its TTFT deadline while its first token is still to come and protecting it counts."""
+        return self.deadline if self.ttft and not self.best_effort and self.progress() == 0 else None
 
     def need(self, now: float) -> float:
         """Tokens/s it needs from now (``admission.need``); a best-effort node constrains nobody."""
@@ -59,8 +67,13 @@ class Ticket:
 
 
 class Gate:
-    def __init__(self, speed: Callable[[int], float], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, speed: Callable[[int], float], clock: Callable[[], float] = time.time,
+        first_token: Callable[[int, int], float] | None = None,
+    ) -> None:
         self._speed = speed  # tokens/s per request with n requests on the engine
+        #: seconds until a prefill step of t tokens ends with n on the engine (None: no check)
+        self._first_token = first_token
         self._clock = clock
         self._admitted: set[Ticket] = set()
         self._cond = threading.Condition()
@@ -79,10 +92,11 @@ class Gate:
                 while True:
                     now = self._clock()
                     need = ticket.need(now)
-                    if demotable and (need > self._speed(1) or lost(now)):
+                    if demotable and (need > self._speed(1) or self._prefill_hopeless(ticket, now) or lost(now)):
                         return Verdict.demote
                     running = [t.need(now) for t in self._admitted]
-                    if admission.choose([need], running, self._speed) is not None:
+                    fits = self._prefill_fits(ticket, now)
+                    if fits and admission.choose([need], running, self._speed) is not None:
                         self._admitted.add(ticket)
                         return Verdict.admitted
                     left = give_up - time.monotonic()
@@ -91,6 +105,24 @@ class Gate:
                     self._cond.wait(min(RECHECK_S, left))
             finally:
                 self.waiting -= 1
+
+    def _prefill_hopeless(self, ticket: Ticket, now: float) -> bool:
+        """Its first token misses its TTFT deadline even with the engine to itself."""
+        due, first_token = ticket.first_due(), self._first_token
+        return first_token is not None and due is not None and now + first_token(0, ticket.prompt_tokens) > due
+
+    def _prefill_fits(self, ticket: Ticket, now: float) -> bool:
+        """Every admitted request that has no token yet counts as waiting for its prefill
+        (some may be in the step under way: a cautious reading)."""
+        if self._first_token is None:
+            return True
+        waiting = [t for t in self._admitted if t.progress() == 0]
+        n, queued = len(self._admitted), sum(t.prompt_tokens for t in waiting)
+        firsts = [d for t in waiting if (d := t.first_due()) is not None]
+        return admission.prefill_fits(
+            now + self._first_token(n, queued), now + self._first_token(n, queued + ticket.prompt_tokens),
+            ticket.first_due(), firsts,
+        )
 
     def leave(self, ticket: Ticket) -> None:
         with self._cond:

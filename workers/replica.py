@@ -56,7 +56,9 @@ class Replica:
         self._seed = {**DEFAULTS, **(seed_estimates or {})}
         self.speed = speed
         #: cato+ only: SABER-style admission in front of the engine
-        self.gate = Gate(speed.per_request) if speed and settings.routing == "cato+" else None
+        self.gate = (
+            Gate(speed.per_request, first_token=speed.first_token_s) if speed and settings.routing == "cato+" else None
+        )
         self._inflight = 0
         #: ``ready`` while consuming; ``draining`` once an agent cancelled its consumers
         self.state = "ready"

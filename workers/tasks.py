@@ -75,17 +75,21 @@ def _run_step(
 
 @contextlib.contextmanager
 def _admission(
-    task: Task, replica: Replica, spec: CodingTask, node: Node, writer: TokenWriter | None, options: dict[str, Any]
+    task: Task, replica: Replica, state: dict[str, Any], spec: CodingTask, node: Node, writer: TokenWriter | None,
+    options: dict[str, Any],
 ) -> Iterator[None]:
     """cato+: hold the node until the replica's gate admits it (``workers.gate``), or
     republish it (Celery's retry keeps the rest of the chain) when the gate gives it up."""
-    gate = replica.gate
-    if gate is None or writer is None:
+    gate, speed = replica.gate, replica.speed
+    if gate is None or speed is None or writer is None:
         yield
         return
     due, rest = options.get("due"), options.get("rest")
+    assert node.template is not None
+    prompt = steps.build_prompt(state["task"], state["outputs"], node.template)  # its prefill
     ticket = Ticket(options["deadline"], spec.effective_max_tokens,
-                    node.streams and spec.effective_sla.metric == "ttft", lambda: writer.deltas)
+                    node.streams and spec.effective_sla.metric == "ttft", lambda: writer.deltas,
+                    prompt_tokens=speed.prompt_tokens(prompt))
     tier = str((task.request.delivery_info or {}).get("routing_key", "")).rpartition(".")[2]
     verdict = gate.enter(
         ticket, lambda now: due is not None and rest is not None and admission.lost(now, due, rest),
@@ -172,7 +176,7 @@ def node(
     queued_at = state["nodes"][-1]["ended_at"] if state["nodes"] else state["published_at"]
     writer = TokenWriter(replica.outbox, rid, index, replica.name) if spec.step == "llm" else None
     options = {"pool": pool, "index": index, "deadline": deadline, "expect": expect, "due": due, "rest": rest}
-    with replica.busy(), _admission(self, replica, task, spec, writer, options):
+    with replica.busy(), _admission(self, replica, state, task, spec, writer, options):
         started = time.time()
         try:
             detail = _run_step(replica, state, task, index, spec, writer, cutoff - time.monotonic())

@@ -1,0 +1,30 @@
+"""What a replica predicts of its own engine from its profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.sim_engine import SimProfile
+from workers.speed import SpeedModel
+
+P = SimProfile()
+
+
+def test_per_request_speed_falls_as_the_batch_grows_and_scales_with_time_scale() -> None:
+    m = SpeedModel(P, scale=5.0)
+    assert m.per_request(1) == pytest.approx(1 / (P.decode_s(1) * 5))
+    assert m.per_request(8) < m.per_request(1)
+    assert m.per_request(0) == m.per_request(1)  # nobody on the engine: as if alone
+
+
+def test_first_token_waits_for_the_step_under_way_then_the_prefill_step() -> None:
+    m = SpeedModel(P, scale=2.0)
+    assert m.first_token_s(0, 1000) == pytest.approx(P.step_s(0, 1000) * 2)  # idle engine: no step under way
+    assert m.first_token_s(3, 1000) == pytest.approx((P.decode_s(3) + P.step_s(3, 1000)) * 2)
+    assert m.first_token_s(3, 2000) > m.first_token_s(3, 1000)
+
+
+def test_prompt_tokens_use_the_profiles_characters_per_token() -> None:
+    m = SpeedModel(P.model_copy(update={"chars_per_token": 4.0}))
+    assert m.prompt_tokens("x" * 4000) == 1000
+    assert m.prompt_tokens("") == 1  # an empty prompt still takes a prefill step
