@@ -137,6 +137,8 @@ def main(args: argparse.Namespace, redis_url: str | None = None) -> int:
     plan = Plan.quick() if args.quick else Plan()
     if args.no_runtime or args.ray or args.vllm:
         plan = Plan(**{**plan.__dict__, "runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm})
+    if getattr(args, "vllm_rate", None):
+        plan = Plan(**{**plan.__dict__, "vllm_rate": args.vllm_rate})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rep = run(plan, Path(args.data) if args.data else None, redis_url or args.redis_url)

@@ -11,7 +11,7 @@ fleet (3 CPU "devices", batch 4, the sim engine 5x slower than the tiny model):
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cato_mq import corpus, workload
@@ -28,6 +28,9 @@ AZURE_START_S = 185.0
 AZURE_LIMIT = 206
 #: ... slowed 4x: a 20 s burst of 5.6 req/s against ~1.7 req/s per replica, in 2 minutes.
 AZURE_COMPRESS = 0.25
+#: A node with a 4,000-token context queued behind other prefills takes longer than the
+#: bursty load's 8 s node timeout (80 % of a 10 s visibility timeout): give it 24 s.
+AZURE_VISIBILITY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Load:
     requests: list[Request]
     span_s: float  #: the load's length: replica-seconds are counted to here plus a tail
     about: str  #: one line for the report
+    env: dict[str, str] = field(default_factory=dict)  #: settings this load needs in every process
 
 
 def arrivals(seed: int = 7) -> list[float]:

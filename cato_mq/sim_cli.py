@@ -98,11 +98,23 @@ def register(sub: Any) -> None:
     b.add_argument("--no-runtime", action="store_true", help="simulator only")
     b.add_argument("--vllm", action="store_true",
                    help="also cato, cato+ and fifo on the real vllm-cpu engine (the [cpu] extra; ~5 minutes)")
+    b.add_argument("--vllm-rate", type=_rate, default=None,
+                   help="req/s of the vllm-cpu run (default 20: past the knee when this machine runs slow)")
     b.add_argument("--ray", action="store_true",
                    help="also real Ray Serve on the runtime check (`pip install 'cato-mq[ray]'`)")
     b.add_argument("--data", help="shared data folder (default: ../shared/data beside the repository)")
     b.add_argument("--redis-url", help="runtime check on this Redis (emptied!) instead of a throwaway local one")
     b.set_defaults(func=_bench)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 if __name__ == "__main__":
