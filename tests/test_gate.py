@@ -99,3 +99,15 @@ def test_a_prefill_past_its_own_ttft_deadline_even_alone_is_demoted_but_an_e2e_n
         is Verdict.demote
     assert g.enter(Ticket(NOW + 5.0, 10, False, lambda: 0, prompt_tokens=500), never_lost, True, 0.0) \
         is Verdict.admitted
+
+
+def test_a_node_that_ever_shared_the_engine_is_marked_shared() -> None:
+    g = gate()
+    alone = ticket(5, 60.0)
+    assert g.enter(alone, never_lost, True, 1.0) is Verdict.admitted and not alone.shared
+    g.leave(alone)
+    first, second = ticket(5, 60.0), ticket(5, 60.0)
+    g.enter(first, never_lost, True, 1.0)
+    assert not first.shared
+    g.enter(second, never_lost, True, 1.0)
+    assert first.shared and second.shared  # each ran beside the other for a while

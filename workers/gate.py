@@ -53,6 +53,9 @@ class Ticket:
     progress: Callable[[], int]  #: tokens produced so far
     best_effort: bool = False  #: its request is lost: protecting it gains nothing
     prompt_tokens: int = 0  #: its prefill
+    #: another request was on the engine at some time while it was: its timing is not the
+    #: engine's alone (online re-profiling reads only unshared nodes)
+    shared: bool = False
 
     def first_due(self) -> float | None:
         """Its TTFT deadline while its first token is still to come and protecting it counts."""
@@ -97,6 +100,9 @@ class Gate:
                     running = [t.need(now) for t in self._admitted]
                     fits = self._prefill_fits(ticket, now)
                     if fits and admission.choose([need], running, self._speed) is not None:
+                        for t in self._admitted:
+                            t.shared = True
+                        ticket.shared = bool(self._admitted)
                         self._admitted.add(ticket)
                         return Verdict.admitted
                     left = give_up - time.monotonic()

@@ -31,6 +31,9 @@ _finished = threading.local()
 #: Share of the node timeout a node may wait at cato+'s gate before going back to its
 #: queue: the rest is its run, and both together stay under the visibility timeout.
 MAX_HOLD = 0.5
+#: An LLM node re-profiles the engine only with this many streamed chunks: fewer give no
+#: per-token time worth the name.
+REPROFILE_MIN_TOKENS = 8
 
 
 def set_replica(replica: Replica | None) -> None:
@@ -103,6 +106,9 @@ def _admission(
         raise task.retry(countdown=0, max_retries=None, **dest)
     try:
         yield
+        if not ticket.shared and writer.first_at is not None and writer.deltas >= REPROFILE_MIN_TOKENS:
+            # online re-profiling: this node had the engine to itself
+            speed.observe(1, (time.time() - writer.first_at) / (writer.deltas - 1))
     finally:
         gate.leave(ticket)
 
