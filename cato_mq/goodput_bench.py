@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +135,10 @@ def _pcts(ns: list[int]) -> dict[str, float]:
 def main(args: argparse.Namespace, redis_url: str | None = None) -> int:
     from cato_mq import goodput_goals
 
-    plan = Plan.quick() if args.quick else Plan()
-    if args.no_runtime or args.ray or args.vllm:
-        plan = Plan(**{**plan.__dict__, "runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm})
+    chosen: dict[str, Any] = {"runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm}
     if getattr(args, "vllm_rate", None):
-        plan = Plan(**{**plan.__dict__, "vllm_rate": args.vllm_rate})
+        chosen["vllm_rate"] = args.vllm_rate
+    plan = dataclasses.replace(Plan.quick() if args.quick else Plan(), **chosen)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rep = run(plan, Path(args.data) if args.data else None, redis_url or args.redis_url)

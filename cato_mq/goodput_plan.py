@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cato_mq import metrics, scaling_load
-from cato_mq.sim_model import SYSTEMS, SimResult
+from cato_mq.sim_model import SYSTEMS
 
 #: The systems that keep a static fleet (no provisioner).
 STATIC = tuple(s for s, (_, provisioner) in SYSTEMS.items() if provisioner is None)
@@ -77,5 +77,6 @@ def row(workload_name: str, load: float, system: str, where: str, summary: dict[
     return {"workload": workload_name, "load": load, "system": system, "where": where, "summary": summary}
 
 
-def summary(res: SimResult) -> dict[str, Any]:
-    return metrics.summarize(res.outcomes, res.provisioned, res.busy)
+def summary(run: metrics.Run) -> dict[str, Any]:
+    """Every figure of one simulated or real run (``metrics.summarize``)."""
+    return metrics.summarize_run(run)

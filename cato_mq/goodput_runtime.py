@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cato_mq import corpus, goodput_report, metrics, workload
+from cato_mq import corpus, goodput_report, workload
 from cato_mq.goodput_plan import RUNTIME_SYSTEMS, Plan, Report, row, summary
 from cato_mq.sim_model import SimConfig
 from cato_mq.simulator import simulate
@@ -23,7 +23,7 @@ def runtime(
     for system in RUNTIME_SYSTEMS:
         rt = runtime_bench.run(reqs, system, plan.rt_replicas, plan.rt_slots, plan.time_scale, plan.tail_s,
                                redis_url=redis_url)
-        real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
+        real = summary(rt)
         rep.rows.append(row(name, load, system, "runtime", real))
         bar.step(f"{name} {system}")
         cfg = SimConfig(system, plan.rt_replicas, plan.rt_slots, time_scale=plan.time_scale, tail_s=plan.tail_s,
@@ -46,7 +46,7 @@ def ray(plan: Plan, reqs: list[workload.Request], rep: Report, bar: goodput_repo
     except Exception as exc:  # an optional peer: say what failed, keep the rest of the report
         rep.notes.append(f"Ray Serve run failed: {type(exc).__name__}: {exc}")
         return
-    real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
+    real = summary(rt)
     rep.rows.append(row("runtime-check", plan.rt_rate, "ray-serve", "runtime", real))
     bar.step("ray serve")
     cfg = SimConfig("queue-length", plan.rt_replicas, plan.rt_slots, time_scale=plan.time_scale, tail_s=plan.tail_s,

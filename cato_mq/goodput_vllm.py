@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cato_mq import metrics, workload
+from cato_mq import workload
 from cato_mq.goodput_plan import Plan, row, summary
 from cato_mq.sim_model import SimConfig
 from cato_mq.simulator import simulate
@@ -67,7 +67,7 @@ def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: s
         for system in systems:
             rt = runtime_bench.run(reqs, system, 1, plan.vllm_slots, 1.0, plan.tail_s / plan.time_scale,
                                    redis_url=redis_url, engine=engine)
-            real = metrics.summarize(rt.outcomes, rt.provisioned, rt.busy)
+            real = summary(rt)
             rows.append({**row("vllm", plan.vllm_rate, system, "runtime", real), "late_submits": rt.late_submits})
             step(f"vllm-cpu {system}")
             cfg = SimConfig(system, 1, plan.vllm_slots, profile=sim_profile, time_scale=1.0,

@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 #: The percentiles the report shows.
 QUANTILES = (0.50, 0.95, 0.99)
@@ -94,6 +94,22 @@ def busy_seconds(busy: Iterable[Span]) -> float:
 def utilization(busy: Iterable[Span], provisioned: Iterable[Span]) -> float:
     paid = replica_seconds(provisioned)
     return busy_seconds(busy) / paid if paid > 0 else math.nan
+
+
+class Run(Protocol):
+    """What a run yields for scoring: the simulator's ``SimResult`` and the real runtime's
+    ``RuntimeRun`` alike."""
+
+    @property
+    def outcomes(self) -> Sequence[Outcome]: ...
+    @property
+    def provisioned(self) -> Sequence[Span]: ...
+    @property
+    def busy(self) -> Sequence[Span]: ...
+
+
+def summarize_run(run: Run) -> dict[str, Any]:
+    return summarize(run.outcomes, run.provisioned, run.busy)
 
 
 def summarize(outcomes: Sequence[Outcome], provisioned: Sequence[Span], busy: Sequence[Span]) -> dict[str, Any]:

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from cato_mq import admission
@@ -58,17 +58,16 @@ def ttft_deadline(job: Job) -> float | None:
     return job.deadline if job.node.streams and job.req.metric == "ttft" and job.first_at is None else None
 
 
-def prefill_at(r: SimReplica, now: float) -> Callable[[int], float]:
+def prefill_at(r: SimReplica, now: float, pending: Sequence[Job]) -> Callable[[int], float]:
     """When the engine's next prefill step would end with ``tokens`` more prompt tokens in
-    it, beside the nodes waiting for the engine or on their way to it. Jobs submitted now
-    join the step after the current one: that is the rest of a prefill step under way, or
-    one decode step while the batch cruises."""
+    it, beside ``pending``: the nodes waiting for the engine or on their way to it. Jobs
+    submitted now join the step after the current one: that is the rest of a prefill step
+    under way, or one decode step while the batch cruises."""
     p, s = r.profile, r.scale
     if r.next_t < math.inf and r.cruise is None:
         start = max(0.0, r.next_t - now)
     else:
         start = p.decode_s(len(r.running)) * s if r.running else 0.0
-    pending = [*r.waiting, *r.arriving]
     queued, n = sum(j.prompt_tokens for j in pending), len(r.running) + len(pending)
     return lambda tokens: now + start + p.step_s(n, queued + tokens) * s
 
@@ -80,7 +79,7 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
     pending = [*r.waiting, *r.arriving]  # not on the engine yet: in its next prefill step
     running = [need(j, r.owed(j), now) for j in r.running] + [need(j, j.tokens, now) for j in pending]
     alone = speed(1)
-    at = prefill_at(r, now)
+    at = prefill_at(r, now, pending)
     without = at(0)
     firsts = [d for j in pending if (d := ttft_deadline(j)) is not None]
 

@@ -45,7 +45,7 @@ def _simulate(args: argparse.Namespace) -> int:
                         scaling=None if static else scaling, max_replicas=max(args.max_replicas, args.replicas),
                         seed=args.seed, time_decisions=True)
         res = simulate(reqs, cfg)
-        s = metrics.summarize(res.outcomes, res.provisioned, res.busy)
+        s = metrics.summarize_run(res)
         s["decision_us"] = {"route": _us(res.route_ns), "provision": _us(res.decide_ns)}
         s["events"], s["wall_s"] = res.events, res.wall_s
         rows.append({"workload": args.workload, "load": load, "system": system, "where": "sim", "summary": s})
