@@ -7,9 +7,12 @@ Processes (any number of hosts, one Redis):
   only while it holds the leader lock (``leader.LeaderLock``); every tick carries the
   leader's token.
 * ``cato-mq provisioner`` - a solo worker on ``control`` that runs ``tick.provision_tick``:
-  fencing check, tick mutex, ``observe.gather``, the configured pure policy
-  (``cato_mq.provisioner`` or ``cato_mq.queue_autoscaler``), ``plan.plan``, then device
-  leases (``SET NX PX``) and orders pushed to the agents.
-* ``cato-mq agent`` on every host (``cato_mq.agent``) - owns the host's devices, renews
-  their leases, spawns and drains workers.
+  fencing check, tick mutex, ``gather.gather``, the configured pure policy
+  (``cato_mq.policy.scaling``), ``plan.plan``, then device leases (``SET NX PX``) and
+  orders pushed to the agents.
+* ``cato-mq agent`` on every host (``cato_mq.fleet.agent``) - owns the host's devices,
+  renews their leases, spawns and drains workers.
+
+May import ``cato_mq`` (its public face, policies, state and fleet records). Never
+``workers``.
 """

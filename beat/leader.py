@@ -11,8 +11,8 @@ import os
 import socket
 import uuid
 
-from cato_mq import keys
-from cato_mq.fleet import Redis
+from cato_mq.fleet.records import Redis
+from cato_mq.state import keys
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end

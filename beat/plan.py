@@ -1,16 +1,16 @@
 """Turn desired replica counts into orders for the agents. Pure.
 
 Spawns go to the live agent with the most free devices (spreading a pool over hosts, so
-one host's death costs it the fewest replicas); retires take the ready replica with the
-least in flight (its drain ends soonest), newest first on ties, and retire a replica that
-is still starting before any that serves.
+one host's death costs it the fewest replicas); retires follow ``policy.placement``'s
+ranking (a replica still starting first, then the one with the least in flight).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cato_mq.fleet import FleetView, worker_name
+from cato_mq.fleet.records import FleetView, worker_name
+from cato_mq.policy.placement import retire_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +37,6 @@ def plan(desired: dict[str, int], view: FleetView, inflight: dict[str, int]) -> 
             name = worker_name(pool, view.agents[host].engine, device, host)
             orders.append(Order("spawn", host, device, pool, name))
         if delta < 0:
-            ranked = sorted(
-                live, key=lambda r: (r.state == "ready", inflight.get(r.name, 0), -r.since),
-            )
+            ranked = retire_order(live, lambda r: inflight.get(r.name, 0))
             orders += [Order("retire", r.host, r.device, pool, r.name) for r in ranked[:-delta]]
     return orders

@@ -9,15 +9,20 @@ schedule in memory (no shelve file): a lost schedule costs at most one period.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.beat import ScheduleEntry, Scheduler
 
 from beat.leader import LeaderLock
-from cato_mq.provision_config import ProvisionerConfig
+from cato_mq.policy.provisioner_config import ProvisionerConfig
 
+log = logging.getLogger("cato_mq.beat")
 TICK_TASK = "cato.provision_tick"
+#: How soon a beat that could not reach Redis tries again.
+RECONNECT_S = 1.0
 CONTROL_QUEUE = "control"
 
 
@@ -38,7 +43,7 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         from cato_mq.app import redis_client
-        from cato_mq.provision_config import ProvisionerConfig
+        from cato_mq.policy.provisioner_config import ProvisionerConfig
 
         config = ProvisionerConfig.from_env()
         self.lock = LeaderLock(redis_client(), config.leader_ttl_s)
@@ -48,7 +53,13 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         assert self.lock is not None
-        if not self.lock.hold():
+        try:
+            leading = self.lock.hold()
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            # Redis restarting: beat keeps running and sends no tick until it leads again
+            log.warning("Redis out of reach (%s); retrying in %.1f s", exc, RECONNECT_S)
+            return RECONNECT_S
+        if not leading:
             return float(self.max_interval)  # a standby beat: check again later
         return float(super().tick(*args, **kwargs))
 

@@ -17,21 +17,21 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from beat import observe, plan
+from beat import gather, plan
 from beat.leader import is_leader
 from beat.schedule import CONTROL_QUEUE, TICK_TASK
-from cato_mq import fleet, keys, provisioner, queue_autoscaler
 from cato_mq.app import get_app, redis_client
-from cato_mq.fleet import Redis
-from cato_mq.observe import parse_entry
-from cato_mq.provision_config import ProvisionerConfig
-from cato_mq.provision_config import load as load_config
-from cato_mq.provisioner import PoolState, State
+from cato_mq.fleet import records
+from cato_mq.fleet.records import Redis
+from cato_mq.policy.provisioner_config import ProvisionerConfig
+from cato_mq.policy.provisioner_config import load as load_config
+from cato_mq.policy.provisioning import PoolState, State
+from cato_mq.policy.scaling import POLICIES
 from cato_mq.settings import Settings, get_settings
+from cato_mq.state import keys, outcomes
 
 log = logging.getLogger("cato_mq.provisioner")
 app = get_app()
-POLICIES = {"cato": provisioner.decide, "queue_length": queue_autoscaler.decide}
 #: Policy state outlives a stopped provisioner by a day, then a restart begins afresh.
 STATE_TTL_S = 86_400
 
@@ -49,11 +49,11 @@ def dispatch(
     pipe = client.pipeline(transaction=False)
     for o in orders:
         if o.op == "spawn":
-            value = fleet.lease_value(o.pool, o.name, now)
+            value = records.lease_value(o.pool, o.name, now)
             if not client.set(keys.lease(o.host, o.device), value, nx=True, px=int(config.lease_s * 1000)):
                 continue  # someone else got the device first
-            record = fleet.ReplicaRecord(o.name, o.pool, o.host, o.device, "requested", now)
-            fleet.log_state(pipe, record, now)
+            record = records.ReplicaRecord(o.name, o.pool, o.host, o.device, "requested", now)
+            records.log_state(pipe, record, now)
         order = {"op": o.op, "device": o.device, "pool": o.pool, "name": o.name, "at": now}
         pipe.rpush(keys.orders(o.host), json.dumps(order))
         pipe.expire(keys.orders(o.host), int(config.order_ttl_s * 10))
@@ -65,13 +65,10 @@ def dispatch(
 def run_tick(
     client: Redis, settings: Settings, config: ProvisionerConfig, now: float
 ) -> dict[str, Any]:
-    obs, view = observe.gather(client, settings, now)
+    seen = gather.gather(client, settings, now)
+    obs = seen.observations
     desired, state = POLICIES[config.policy](obs, load_state(client), config)
-    registry: dict[str, str] = {}
-    for pool in settings.pools:
-        registry |= client.hgetall(keys.replicas(pool))
-    inflight = {name: parse_entry(e)[0] for name, e in registry.items()}
-    sent = dispatch(client, plan.plan(desired, view, inflight), config, now)
+    sent = dispatch(client, plan.plan(desired, seen.view, seen.inflight), config, now)
     summary = {
         "at": now, "policy": config.policy, "desired": desired, "free_devices": obs.free_devices,
         "pools": {p: asdict(o) for p, o in obs.pools.items()}, "orders": [asdict(o) for o in sent],
@@ -79,6 +76,7 @@ def run_tick(
     pipe = client.pipeline(transaction=False)
     pipe.set(keys.prov_state(), json.dumps({p: asdict(s) for p, s in state.items()}), ex=STATE_TTL_S)
     pipe.set(keys.prov_last(), json.dumps(summary, default=str), ex=STATE_TTL_S)
+    outcomes.count_orders(pipe, [(o.pool, o.op) for o in sent])  # Prometheus' decisions counter
     pipe.execute()
     if sent:
         log.info("desired %s; orders %s", desired, [(o.op, o.name) for o in sent])
@@ -98,13 +96,14 @@ def provision_tick(leader: str | None = None) -> str:
     try:
         run_tick(client, settings, config, time.time())
     finally:
-        client.register_script(fleet.RELEASE_LUA)(keys=[keys.tick_mutex()], args=[token])
+        client.register_script(records.RELEASE_LUA)(keys=[keys.tick_mutex()], args=[token])
     return "ok"
 
 
 def run_provisioner(loglevel: str) -> int:
     """A solo worker on the ``control`` queue only: ticks never wait behind model work."""
     name = f"provisioner-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    app.conf.broker_transport_options["accept_tasks"] = [TICK_TASK]  # anything else: a dead letter
     argv = ["worker", "-P", "solo", "-c", "1", "-n", name, "-Q", CONTROL_QUEUE,
             "--without-gossip", "--without-mingle", "--prefetch-multiplier", "1", "-l", loglevel]
     try:

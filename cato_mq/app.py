@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import redis
 from celery import Celery
 
-from cato_mq import keys
 from cato_mq.settings import Settings, get_settings
+from cato_mq.state import connect, keys
 
 #: How often an idle worker sweeps the unacked set for messages of crashed workers; with
 #: throttle 1 a crashed worker's node is back in its queue within visibility timeout + this.
 RESTORE_INTERVAL_S = 1
+#: A node message's worst case is about this many bytes per character of prompt and
+#: context (JSON escapes of up to 12 bytes, the retrieved chunks again, base64): larger
+#: messages cannot come from ``submit`` and are dead-lettered at the worker.
+MESSAGE_BYTES_PER_PROMPT_CHAR = 48
+MIN_MESSAGE_LIMIT_BYTES = 8 << 20
+
+
+#: cato-mq's kombu transport (``state/transport.py``): no pop window, no poison deaths;
+#: its Sentinel form (``state/sentinel.py``) for ``sentinel://`` URLs.
+TRANSPORT = "cato_mq.state.transport:Transport"
+SENTINEL_TRANSPORT = "cato_mq.state.sentinel:SentinelTransport"
+#: kombu's publish retries: 0.1 s, then 0.3, 0.5 ... 1 s apart, about 7 s in all.
+PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 1.0}
+
+
+def max_message_bytes(s: Settings) -> int:
+    """The size limit of one message at the worker, from ``CATO_MAX_PROMPT_CHARS``."""
+    return max(MIN_MESSAGE_LIMIT_BYTES, MESSAGE_BYTES_PER_PROMPT_CHAR * s.max_prompt_chars)
 
 
 def celery_config(s: Settings) -> dict[str, Any]:
     transport = {
+        # no pop window, poison buried, acks that survive a reconnect (state/transport.py)
+        "unacked_key": keys.UNACKED,
+        "unacked_index_key": keys.UNACKED_INDEX,
+        "unacked_mutex_key": keys.UNACKED_MUTEX,
+        "max_message_bytes": max_message_bytes(s),
+        # a delivery's attempt counter outlives its deliveries: a redelivery comes within
+        # the visibility timeout; later a stale write finds the node done anyway
+        "attempt_ttl": max(60, int(10 * s.visibility_timeout_s)),
+        "result_ttl": s.result_ttl_s,
         "visibility_timeout": s.visibility_timeout_s,
         # strict -Q order (violated, at_risk, safe); kombu >= 5.7 keeps it (field notes 1.2)
         "queue_order_strategy": "priority",
@@ -25,11 +53,26 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "unacked_restore_interval": RESTORE_INTERVAL_S,
         "unacked_restore_throttle": 1,
     }
+    sentinel = connect.is_sentinel(s.redis_url)
+    if sentinel:
+        transport["master_name"] = s.redis_master
+    # rediss://: the broker's connections and any Redis result backend check the server's
+    # certificate as the URL says (settings refuse an unchecked one unless told)
+    tls = connect.tls_options(s.redis_url)
     return {
         "broker_url": s.redis_url,
+        "broker_transport": SENTINEL_TRANSPORT if sentinel else TRANSPORT,
         "broker_transport_options": transport,
+        "broker_use_ssl": tls,
+        "broker_failover_strategy": connect.stay_on_sentinels if sentinel else None,
+        "redis_backend_use_ssl": tls,
         "broker_connection_retry_on_startup": True,
-        "task_routes": ("cato_mq.routing.route",),
+        # a worker rides out a Redis restart of any length instead of exiting after 100 tries
+        "broker_connection_max_retries": None,
+        "broker_channel_error_retry": True,
+        "task_routes": ("cato_mq.router.route",),
+        # a publish (a submit, a next link) rides out a Redis restart of a few seconds
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
         "task_serializer": "json",
         "accept_content": ["json"],
         # a message is acked only after its node ran; a killed worker's node is redelivered
@@ -59,17 +102,25 @@ def get_app() -> Celery:
 
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis[str]:
-    return redis.Redis.from_url(get_settings().redis_url, decode_responses=True)
+    s = get_settings()
+    return connect.connect(s.redis_url, s.redis_master)
+
+
+#: What else caches a client or settings (the router's pool reader): forgotten with them.
+_on_reset: list[Callable[[], None]] = []
+
+
+def on_reset(forget: Callable[[], None]) -> None:
+    _on_reset.append(forget)
 
 
 def reset() -> None:
     """Forget cached settings, app and clients (tests point cato-mq at a new Redis)."""
-    from cato_mq import routing
-
     get_settings.cache_clear()
     get_app.cache_clear()
     redis_client.cache_clear()
-    routing.reset()
+    for forget in _on_reset:
+        forget()
 
 
 def __getattr__(name: str) -> Any:

@@ -2,29 +2,58 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import redis
 from celery import chain
 
-from cato_mq import keys
 from cato_mq.app import get_app, redis_client
-from cato_mq.estimates import alone, graph_costs
 from cato_mq.graphs import Node, Step, graph_for
-from cato_mq.models import CodingTask, Result
-from cato_mq.routing import NODE_TASK, observer
-from cato_mq.slack import budgets, remaining
+from cato_mq.policy.estimates import alone, graph_costs
+from cato_mq.policy.overload import retry_after_s
+from cato_mq.policy.slack import budgets, remaining
+from cato_mq.router import NODE_TASK, observer
+from cato_mq.schemas import CodingTask, Result
+from cato_mq.settings import get_settings
+from cato_mq.state import keys
+from cato_mq.state.publish import BacklogFull, bounded, published_epoch
 
 #: A caller's clock may run this far ahead of ours before ``arrived_at`` is refused.
 MAX_CLOCK_SKEW_S = 1.0
 #: Longest single blocking read on the stream; keeps the socket timeout reasonable.
 READ_BLOCK_MS = 1000
+#: Backoff between reads while Redis is away: first wait, and the longest.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
 
 
 class RequestFailed(RuntimeError):
     """A node of the request failed; the message says which and why."""
+
+
+class RequestLost(RequestFailed):
+    """Redis restarted without its data while the request was in it (no persistence)."""
+
+
+class RequestCancelled(RequestFailed):
+    """The request was cancelled (``Handle.cancel()``, or the gateway's client hung up)."""
+
+
+class Overloaded(RuntimeError):
+    """``submit`` refused the request: its pool's backlog is at ``CATO_MAX_BACKLOG``.
+    Nothing was queued; ``retry_after_s`` says when a place is likely (HTTP's Retry-After)."""
+
+    def __init__(self, pool: str, queued: int, limit: int, retry_after_s: float) -> None:
+        super().__init__(f"pool {pool} is overloaded: {queued} nodes queued, the bound is {limit} "
+                         f"(CATO_MAX_BACKLOG); nothing was queued, retry in {retry_after_s:g} s")
+        self.pool = pool
+        self.queued = queued
+        self.limit = limit
+        self.retry_after_s = retry_after_s
 
 
 def submit(task: CodingTask, *, arrived_at: float | None = None) -> Handle:
@@ -49,12 +78,15 @@ def _publish(
 ) -> Handle:
     now = time.time()
     start = now if arrived_at is None else arrived_at
+    if not isinstance(start, int | float) or not math.isfinite(start):
+        raise ValueError(f"arrived_at must be a finite time in seconds, not {start!r}")
     if start > now + MAX_CLOCK_SKEW_S:
         raise ValueError(f"arrived_at is {start - now:.3f} s in the future")
     sla = task.effective_sla
     max_tokens = task.effective_max_tokens
     snapshot = observer().pool(task.pool)
-    plan = budgets(start, sla.seconds, graph_costs(snapshot.estimates, graph, max_tokens, sla.metric))
+    costs = graph_costs(snapshot.estimates, graph, max_tokens, sla.metric)
+    plan = budgets(start, sla.seconds, costs)
     # what is left of the request at each node with the engine to itself: cato+'s router
     # and workers demote a node to best effort once even that would miss ``due``
     rest = remaining(graph_costs(alone(snapshot.estimates), graph, max_tokens, sla.metric))
@@ -78,24 +110,37 @@ def _publish(
             "expect": budget.expect_s,
             "due": start + sla.seconds,
             "rest": rest[i],
+            # cato+ sheds a TTFT request that can no longer make its first token in time
+            "ttft": sla.metric == "ttft",
         }
         sig = get_app().signature(NODE_TASK, args=(state,) if i == 0 else (), kwargs=kwargs)
         # a short argsrepr spares Celery a saferepr() of the whole state at every publish
         # (about 0.1 ms a hop); Flower shows it instead of the arguments
-        links.append(sig.set(task_id=f"{rid}-{i}-{node.step}", argsrepr=f"({rid}, {node.step})",
+        links.append(sig.set(task_id=keys.node_task_id(rid, i, node.step), argsrepr=f"({rid}, {node.step})",
                              kwargsrepr=repr(kwargs)))
 
     # no Redis write of our own: the stream is created (with its TTL) by the worker's
-    # first write, so publishing is the only round trip a submit costs
-    (chain(*links) if len(links) > 1 else links[0]).apply_async()
-    return Handle(rid)
+    # first write, so publishing is the only round trip a submit costs. The publish script
+    # counts the pool's backlog and refuses it whole over the bound (state.publish).
+    try:
+        with bounded(keys.backlog_lists(task.pool), get_settings().max_backlog):
+            (chain(*links) if len(links) > 1 else links[0]).apply_async()
+    except BacklogFull as full:
+        node_s = sum(c.full_s for c in costs) / len(costs)
+        wait = retry_after_s(full.queued, full.limit, snapshot.slots, node_s)
+        raise Overloaded(task.pool, full.queued, full.limit, wait) from None
+    return Handle(rid, epoch=published_epoch())
 
 
 class Handle:
-    """Reads one request's stream. Works from any process that knows ``request_id``."""
+    """Reads one request's stream. Works from any process that knows ``request_id``.
 
-    def __init__(self, request_id: str) -> None:
+    ``epoch`` is the broker incarnation the request was published into (``keys.epoch``);
+    a handle that knows it tells a request Redis forgot from one still running."""
+
+    def __init__(self, request_id: str, epoch: str | None = None) -> None:
         self.request_id = request_id
+        self.epoch = epoch
         #: seconds from the first ``stream()`` call to the first token it yielded
         self.client_ttft_s: float | None = None
 
@@ -127,19 +172,47 @@ class Handle:
                     self.client_ttft_s = time.monotonic() - began
                 yield piece
             elif kind == "err":
-                raise RequestFailed(fields["d"])
+                raise failure(fields)
+
+    def cancel(self) -> bool:
+        """Cancel the request end to end: a queued node never reaches an engine, a running one
+        is aborted on its engine, nothing later in the chain runs, and the request is counted
+        cancelled, apart from met and missed (``cato_mq.state.cancel``). Readers of its
+        stream, this handle's included, end with ``RequestCancelled``. Returns False if it was
+        cancelled before. A request that already ended stays as it ended."""
+        from cato_mq.state import cancel
+
+        return cancel.cancel(redis_client(), self.request_id, get_settings().result_ttl_s)
 
     def result(self, timeout: float | None = 60.0) -> Result:
         for kind, fields in self.events(timeout):
             if kind == "end":
                 return Result.model_validate_json(fields["d"])
             if kind == "err":
-                raise RequestFailed(fields["d"])
+                raise failure(fields)
         raise AssertionError("unreachable: events() ends with end or err")
+
+
+def failure(fields: dict[str, str]) -> RequestFailed:
+    """The exception an ``err`` event stands for."""
+    if fields.get("cancelled"):
+        return RequestCancelled(fields["d"])
+    return (RequestLost if fields.get("lost") else RequestFailed)(fields["d"])
 
 
 def handle(request_id: str) -> Handle:
     return Handle(request_id)
+
+
+def known(request_id: str) -> bool:
+    """Whether ``request_id`` was submitted to this Redis and has not expired yet: its first
+    node's publish marks it (``keys.request``), its first output starts its stream."""
+    if keys.request_of_task(f"{request_id}-0-x") is None:
+        return False
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.exists(keys.request(request_id))
+    pipe.exists(keys.stream(request_id))
+    return any(pipe.execute())
 
 
 def follow(
@@ -149,11 +222,20 @@ def follow(
 
     For clients that keep many requests in flight: one thread follows them all instead of
     a thread per request. Ends when every request has ended (``end`` or ``err``).
+
+    Rides out a Redis restart: a failed read is retried with backoff until ``timeout``.
+    Each read also fetches the broker's epoch; when Redis restarted without its data, a
+    request whose handle knows its epoch ends with an ``err`` event marked ``lost``
+    (``RequestLost``) once its stream has been silent for the visibility timeout: long
+    enough for a node that was running to finish it into the new Redis.
     """
     client = redis_client()
     last = {keys.stream(h.request_id): "0" for h in handles}
     by_key = {keys.stream(h.request_id): h for h in handles}
     until = None if timeout is None else time.monotonic() + timeout
+    grace = get_settings().visibility_timeout_s
+    forgotten: dict[str, float] = {}  # stream -> when its epoch was first seen gone
+    backoff = RETRY_FIRST_S
     while last:
         left_ms = READ_BLOCK_MS
         if until is not None:
@@ -161,10 +243,28 @@ def follow(
             if left_ms <= 0:
                 waiting = ", ".join(by_key[k].request_id for k in last)
                 raise TimeoutError(f"requests not finished after {timeout} s: {waiting}")
-        for key, entries in client.xread(last, block=left_ms, count=256):
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(keys.epoch())
+            pipe.xread(last, block=left_ms, count=256)
+            epoch, replies = pipe.execute()
+            backoff = RETRY_FIRST_S
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            time.sleep(min(backoff, left_ms / 1000))  # Redis restarting: try again
+            backoff = min(2 * backoff, RETRY_MAX_S)
+            continue
+        for key, entries in replies:
+            forgotten.pop(key, None)
             for entry_id, fields in entries:
                 last[key] = entry_id
                 yield by_key[key], fields["t"], fields
                 if fields["t"] in ("end", "err"):
                     del last[key]
                     break
+        now = time.monotonic()
+        for key in [k for k in last if by_key[k].epoch not in (None, epoch)]:
+            if now - forgotten.setdefault(key, now) >= grace:
+                del last[key]
+                reason = (f"request {by_key[key].request_id} lost: Redis restarted without its data "
+                          "(no persistence); submit it again")
+                yield by_key[key], "err", {"t": "err", "d": reason, "lost": "1"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cato_mq.models import Kind
+from cato_mq.schemas import Kind
 
 Step = Literal["retrieve", "llm", "validate", "noop"]
 

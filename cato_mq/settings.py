@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from cato_mq import errors
 
 #: Redis on the default local port; tests and the demo override it with a throwaway server.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,12 +27,28 @@ DEFAULT_ROUTER_CACHE_S = 0.05
 DEFAULT_HEARTBEAT_S = 1.0
 #: Violation counters are kept per window of this length (the provisioner reads them).
 DEFAULT_WINDOW_S = 10.0
+#: Nodes that may wait on one pool's tier queues before ``submit`` refuses new requests
+#: (``Overloaded``): far beyond any backlog a pool drains within its SLAs, low enough that
+#: a runaway client fills no Redis (10,000 messages of ~12 KB: ~120 MB).
+DEFAULT_MAX_BACKLOG = 10_000
 #: Streams and results outlive the request by this much, then expire.
 DEFAULT_RESULT_TTL_S = 3600
+#: The port OpenTelemetry's Prometheus exporter also defaults to; free of cato-mq's others.
+DEFAULT_METRICS_PORT = 9464
+
+
+#: ``ssl_cert_reqs`` values that skip the check of Redis's certificate.
+UNCHECKED_TLS = ("none", "cert_none", "optional", "cert_optional")
 
 
 class Settings(BaseModel):
+    #: ``redis://``, ``rediss://`` (TLS) or ``sentinel://`` (``cato_mq.state.connect``).
     redis_url: str = DEFAULT_REDIS_URL
+    #: The master's name the sentinels of a ``sentinel://`` URL know.
+    redis_master: str = "mymaster"
+    #: Allow ``ssl_cert_reqs=none`` (or ``optional``) in a ``rediss://`` URL: TLS without a
+    #: check of the server's certificate, which anyone on the path can impersonate.
+    redis_tls_insecure: bool = False
     pools: tuple[str, ...] = ("default",)
     visibility_timeout_s: float = Field(DEFAULT_VISIBILITY_TIMEOUT_S, gt=0)
     max_prompt_chars: int = Field(DEFAULT_MAX_PROMPT_CHARS, gt=0)
@@ -37,10 +56,12 @@ class Settings(BaseModel):
     heartbeat_s: float = Field(DEFAULT_HEARTBEAT_S, gt=0)
     window_s: float = Field(DEFAULT_WINDOW_S, gt=0)
     result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, gt=0)
+    #: Backlog bound per pool (nodes queued); 0 turns it off.
+    max_backlog: int = Field(DEFAULT_MAX_BACKLOG, ge=0)
     #: Stream flush period for tokens after the first (the first is always sent at once).
     flush_s: float = Field(0.01, ge=0)
     profile: str | None = None
-    #: Model pools file (``cato_mq.pools``) that vLLM workers, the profiler and the agent's
+    #: Model pools file (``cato_mq.fleet.pools``) that vLLM workers, the profiler and the agent's
     #: spawned workers all read, so one setting configures a host.
     pools_file: str | None = None
     #: Host part of worker names (``<pool>-<engine>-d<device>@<host>``); empty means the
@@ -51,6 +72,16 @@ class Settings(BaseModel):
     #: one FIFO queue per pool: the baseline ``cato-mq bench-goodput`` runs on the runtime.
     #: ``cato+`` adds best effort for lost requests and SABER-style admission in workers.
     routing: Literal["cato", "cato+", "fifo"] = "cato"
+    #: The gateway's API keys, one a line (``#`` comments); unset: no key is asked for.
+    api_keys_file: str | None = None
+    #: The gateway ends (and cancels) a request that sent nothing for this long.
+    gateway_timeout_s: float = Field(120.0, gt=0)
+    #: Under cato+, a TTFT request whose first token cannot come in time even alone: ``shed``
+    #: ends it at once with a clear error (the user has given up on it); ``serve`` runs it
+    #: best effort, late.
+    on_lost: Literal["shed", "serve"] = "shed"
+    #: Port of ``cato-mq metrics``, the Prometheus endpoint.
+    metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=0, le=65535)
 
     @field_validator("pools", mode="before")
     @classmethod
@@ -69,6 +100,21 @@ class Settings(BaseModel):
             raise ValueError("at least one pool is required")
         return v
 
+    @field_validator("redis_url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if v.partition("://")[0].lower() not in ("redis", "rediss", "sentinel", "unix"):
+            raise ValueError(f"{v.partition('://')[0]!r} is not a Redis URL scheme (redis, rediss, sentinel, unix)")
+        return v
+
+    @model_validator(mode="after")
+    def _checked_tls(self) -> Settings:
+        reqs = parse_qs(urlsplit(self.redis_url).query).get("ssl_cert_reqs", [""])[-1].lower()
+        if reqs in UNCHECKED_TLS and not self.redis_tls_insecure:
+            raise ValueError(f"CATO_REDIS_URL: ssl_cert_reqs={reqs} turns off the check of Redis's TLS certificate; "
+                             "give ssl_ca_certs instead, or set CATO_REDIS_TLS_INSECURE=1 to allow it")
+        return self
+
     @property
     def node_timeout_s(self) -> float:
         return self.visibility_timeout_s * NODE_TIMEOUT_SHARE
@@ -84,7 +130,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ValueError(f"bad CATO_* environment: {exc}") from exc
+            raise ValueError(f"bad CATO_* environment: {errors.one_line(exc, errors.env_name('CATO_'))}") from exc
 
 
 @lru_cache(maxsize=1)

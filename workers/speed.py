@@ -1,6 +1,6 @@
 """What a replica predicts of its own engine's speed: cato+'s admission and "hopeless" test.
 
-Both come from the engine's timing profile (``SimProfile``: the fields ``cato-mq profile``
+Both come from the engine's timing profile (``EngineTiming``: the fields ``cato-mq profile``
 writes, a USL fit where it has one): the per-request decode speed with ``n`` requests on
 the engine, when the next prefill step would end, and the LLM step's estimates with the
 engine to itself. A vLLM worker without a profile file uses the default profile, fitted to
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.sim_engine import SimProfile
+from cato_mq.engine.timing import EngineTiming
 
-#: Prompt length the unloaded TTFT estimate assumes (as ``SimProfile.estimates`` does).
+#: Prompt length the unloaded TTFT estimate assumes (as ``EngineTiming.estimates`` does).
 TYPICAL_PROMPT_TOKENS = 256
 #: Weight of one node's observation in the drift: about the last ten nodes count, so one
 #: node slowed by a prefill burst moves the model by a tenth of its error.
@@ -33,7 +33,7 @@ DRIFT_BOUNDS = (0.25, 4.0)
 
 @dataclass
 class SpeedModel:
-    profile: SimProfile
+    profile: EngineTiming
     #: seconds of real time per profiled second (the sim engine's ``--time-scale``)
     scale: float = 1.0
     #: observed / profiled step time, an EWMA over LLM nodes (online re-profiling)
@@ -51,7 +51,7 @@ class SpeedModel:
 
     @classmethod
     def load(cls, path: str | None, scale: float = 1.0) -> SpeedModel:
-        return cls(SimProfile.load(path) if path else SimProfile(), scale)
+        return cls(EngineTiming.load(path) if path else EngineTiming(), scale)
 
     def per_request(self, running: int) -> float:
         """Tokens/s each of ``running`` requests gets from the engine."""
@@ -63,11 +63,12 @@ class SpeedModel:
         return max(1, round(len(prompt) / self.profile.chars_per_token))
 
     def first_token_s(self, running: int, prefill_tokens: int) -> float:
-        """Seconds until a prefill step of ``prefill_tokens`` ends, with ``running`` requests
-        on the engine: the step under way (one decode step), then that step."""
+        """Seconds until ``prefill_tokens`` of prompts are prefilled, with ``running``
+        requests on the engine: the step under way (one decode step), then as many steps
+        as the token budget needs (``EngineTiming.prefill_done_s``)."""
         p = self.profile
         under_way = p.decode_s(running) if running else 0.0
-        return (under_way + p.step_s(running, prefill_tokens)) * self.scale * self.drift
+        return (under_way + p.prefill_done_s(running, 0, prefill_tokens)) * self.scale * self.drift
 
     def alone(self) -> dict[str, float]:
         """The LLM step's estimates with nobody else on the engine."""

@@ -5,15 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from cato_mq.prompts import build_prompt
 from workers import retrieval, validation
-
-#: How the streamed LLM call frames the request; {context} is what retrieval found.
-TEMPLATES: dict[str, str] = {
-    "complete": "{context}# Complete the following {language} code.\n{prompt}",
-    "generate": "{context}# Write {language} code for this task.\n# Task: {prompt}\n",
-    "summarize": "# Summarize what this {language} code does.\n{prompt}\n# Summary:",
-    "translate": "# Translate this {language} code to {target_language}.\n{prompt}\n# {target_language}:\n",
-}
 
 
 def retrieve(task: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
@@ -23,18 +16,6 @@ def retrieve(task: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
         {"path": h.path, "line": h.start_line, "text": h.text, "score": round(h.score, 3)} for h in hits
     ]
     return {"snippets": len(hits), "searched_files": len(files)}
-
-
-def build_prompt(task: dict[str, Any], outputs: dict[str, Any], template: str) -> str:
-    context = "".join(
-        f"# From {c['path']}:{c['line']}\n{c['text']}\n\n" for c in outputs.get("context", [])
-    )
-    return TEMPLATES[template].format(
-        context=context,
-        prompt=task["prompt"],
-        language=task["language"],
-        target_language=task.get("target_language") or "",
-    )
 
 
 def llm(

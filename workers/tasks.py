@@ -8,18 +8,25 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
+from pydantic import ValidationError
 
-from cato_mq import admission, keys
 from cato_mq.app import get_app
 from cato_mq.graphs import Node, graph_for
-from cato_mq.ledger import Finished
-from cato_mq.models import CodingTask, NodeRecord, Result
-from cato_mq.routing import NODE_TASK, destination
-from cato_mq.tiers import PRIORITY, Tier
-from workers import steps
-from workers.engine import SamplingParams
+from cato_mq.policy import admission
+from cato_mq.policy.tiers import PRIORITY, Tier, engine_priority
+from cato_mq.prompts import build_prompt
+from cato_mq.router import NODE_TASK, destination
+from cato_mq.schemas import CodingTask, NodeRecord, Result
+from cato_mq.state import keys, outcomes
+from cato_mq.state.dead import Poison
+from cato_mq.state.ledger import Finished
+from cato_mq.state.transport import CANCELLED_HEADER, HEAD_HEADER
+from workers import delivery, steps
+from workers.cancels import Cancelled, Token
+from workers.engine import Outcome, SamplingParams
 from workers.gate import Ticket, Verdict
 from workers.outbox import TokenWriter
 from workers.replica import Replica
@@ -28,12 +35,29 @@ app = get_app()
 _replica: Replica | None = None
 #: the node this thread just finished, for ``NodeTask.on_success`` to record
 _finished = threading.local()
-#: Share of the node timeout a node may wait at cato+'s gate before going back to its
-#: queue: the rest is its run, and both together stay under the visibility timeout.
+#: Share of the node timeout a thread whose node cato+'s gate handed back may keep its slot
+#: waiting for room (its message stays unacked meanwhile: well under the visibility timeout).
 MAX_HOLD = 0.5
 #: An LLM node re-profiles the engine only with this many streamed chunks: fewer give no
 #: per-token time worth the name.
 REPROFILE_MIN_TOKENS = 8
+
+
+class Shed(Exception):
+    """cato+ with ``CATO_ON_LOST=shed``: the request's first token cannot come in time."""
+
+
+def _shed_now(replica: Replica, options: dict[str, Any]) -> bool:
+    s, due, rest = replica.settings, options.get("due"), options.get("rest")
+    return (s.routing == "cato+" and s.on_lost == "shed" and due is not None and rest is not None
+            and admission.shed(time.time(), due, rest, bool(options.get("ttft"))))
+
+
+def _shed(options: dict[str, Any], sla_s: float) -> Shed:
+    late = time.time() - float(options["due"])
+    why = (f"its {sla_s:g} s TTFT deadline passed {late:.1f} s ago" if late > 0
+           else f"its first token cannot come within its {sla_s:g} s TTFT SLA even on an idle engine")
+    return Shed(f"shed: {why} (CATO_ON_LOST=shed); submit it again")
 
 
 def set_replica(replica: Replica | None) -> None:
@@ -49,7 +73,7 @@ def current_replica() -> Replica:
 
 def _run_step(
     replica: Replica, state: dict[str, Any], spec: CodingTask, index: int, node: Node,
-    writer: TokenWriter | None, timeout: float,
+    writer: TokenWriter | None, timeout: float, token: Token | None = None, priority: int = 0,
 ) -> dict[str, Any]:
     task, outputs = state["task"], state["outputs"]
     if node.step == "retrieve":
@@ -61,19 +85,26 @@ def _run_step(
     rid = state["rid"]
     params = SamplingParams(
         max_tokens=spec.effective_max_tokens,
-        temperature=task["temperature"],
-        seed=int(rid[:8], 16) + index,  # same text on redelivery
+        temperature=spec.temperature,
+        top_p=spec.top_p,
+        seed=spec.seed if spec.seed is not None else int(rid[:8], 16) + index,  # same text on redelivery
+        stop=spec.stop,
+        priority=priority,
     )
     assert node.template is not None
     timing: dict[str, float] = {}
+    outcome = Outcome()
     try:
         detail = steps.llm(
             task, outputs, node.template,
-            lambda prompt: replica.generate(f"{rid}-{index}", prompt, params, timeout, timing), writer,
+            lambda prompt: replica.generate(f"{rid}-{index}", prompt, params, timeout, timing, token, outcome),
+            writer,
         )
     finally:
         writer.close()  # the node's last chunk precedes its record in the stream
-    return {**detail, **timing, "tokens": writer.deltas}
+    usage = {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+             "finish_reason": outcome.finish_reason}
+    return {**detail, **timing, **usage, "tokens": writer.deltas}
 
 
 @contextlib.contextmanager
@@ -81,29 +112,40 @@ def _admission(
     task: Task, replica: Replica, state: dict[str, Any], spec: CodingTask, node: Node, writer: TokenWriter | None,
     options: dict[str, Any],
 ) -> Iterator[None]:
-    """cato+: hold the node until the replica's gate admits it (``workers.gate``), or
-    republish it (Celery's retry keeps the rest of the chain) when the gate gives it up."""
+    """cato+: run the node only if the replica's gate admits it now (``workers.gate``).
+    Otherwise republish it (Celery's retry keeps the rest of the chain): to the best-effort
+    tier when it is lost, else to the head of its tier queue, where a sibling replica may
+    take it at once, while this thread keeps its slot until this engine has room."""
     gate, speed = replica.gate, replica.speed
     if gate is None or speed is None or writer is None:
         yield
         return
     due, rest = options.get("due"), options.get("rest")
     assert node.template is not None
-    prompt = steps.build_prompt(state["task"], state["outputs"], node.template)  # its prefill
+    prompt = build_prompt(state["task"], state["outputs"], node.template)  # its prefill
     ticket = Ticket(options["deadline"], spec.effective_max_tokens,
                     node.streams and spec.effective_sla.metric == "ttft", lambda: writer.deltas,
                     prompt_tokens=speed.prompt_tokens(prompt))
-    tier = str((task.request.delivery_info or {}).get("routing_key", "")).rpartition(".")[2]
-    verdict = gate.enter(
-        ticket, lambda now: due is not None and rest is not None and admission.lost(now, due, rest),
-        demotable=tier != Tier.best_effort, max_wait_s=replica.settings.node_timeout_s * MAX_HOLD,
-    )
-    if verdict is not Verdict.admitted:
-        dest = (
-            {"queue": keys.queue(options["pool"], Tier.best_effort), "priority": PRIORITY[Tier.best_effort]}
-            if verdict is Verdict.demote else destination(options, "cato+")
-        )
-        raise task.retry(countdown=0, max_retries=None, **dest)
+    demotable = _tier(task.request.delivery_info) != Tier.best_effort
+
+    def lost(now: float) -> bool:
+        return due is not None and rest is not None and admission.lost(now, due, rest)
+
+    verdict = gate.enter(ticket, lost, demotable=demotable)
+    with contextlib.suppress(redis.RedisError):  # a lost count must never fail the node
+        outcomes.count_admission(replica.redis, options["pool"], verdict)
+    if verdict is Verdict.demote and _shed_now(replica, options):
+        raise _shed(options, spec.effective_sla.seconds)
+    if verdict is Verdict.demote:
+        raise task.retry(countdown=0, max_retries=None, queue=keys.queue(options["pool"], Tier.best_effort),
+                         priority=PRIORITY[Tier.best_effort], headers={HEAD_HEADER: 0})
+    if verdict is Verdict.requeue:
+        # published first, so siblings see it while this slot waits; this delivery writes
+        # nothing more (the requeued copy is the next attempt and owns the node)
+        retry = task.retry(countdown=0, max_retries=None, throw=False, headers={HEAD_HEADER: 1},
+                           **destination(options, "cato+", replica.settings.on_lost))
+        gate.wait_room(ticket, lost, demotable, replica.settings.node_timeout_s * MAX_HOLD)
+        raise retry
     try:
         yield
         if not ticket.shared and writer.first_at is not None and writer.deltas >= REPROFILE_MIN_TOKENS:
@@ -111,6 +153,16 @@ def _admission(
             speed.observe(1, (time.time() - writer.first_at) / (writer.deltas - 1))
     finally:
         gate.leave(ticket)
+
+
+def _tier(delivery_info: dict[str, Any] | None) -> str:
+    """The tier this message was queued in, from its routing key (its tier queue's name)."""
+    return keys.tier_of(str((delivery_info or {}).get("routing_key", "")))
+
+
+def _engine_priority(replica: Replica, delivery_info: dict[str, Any], deadline: float) -> int:
+    """The node's priority on the engine: fifo (a baseline) keeps the engine's arrival order."""
+    return 0 if replica.settings.routing == "fifo" else engine_priority(_tier(delivery_info), deadline)
 
 
 def _observed(node: Node, started: float, ended: float, writer: TokenWriter | None) -> dict[str, float]:
@@ -133,7 +185,26 @@ def _result(state: dict[str, Any], task: CodingTask) -> Result:
         sla=sla, met_sla=measured is not None and measured <= sla.seconds,
         nodes=[NodeRecord.model_validate(n) for n in state["nodes"]],
         valid=outputs.get("valid"), validation=outputs.get("validation"),
+        redeliveries=sum(max(0, int(n.get("attempt", 1)) - 1 - int(n.get("requeues", 0))) for n in state["nodes"]),
     )
+
+
+def _read(d: delivery.Delivery, state: dict[str, Any]) -> tuple[CodingTask, tuple[Node, ...], delivery.Delivery]:
+    """The request and graph the node's state describes, re-validated; ``Poison`` if not."""
+    try:
+        task = CodingTask.model_validate(state["task"])
+        graph = _graph(state, task)
+        if not 0 <= d.index < len(graph):
+            raise IndexError(f"node {d.index} of a graph of {len(graph)}")
+        step = graph[d.index].step
+        if not isinstance(state["nodes"], list) or not isinstance(state["outputs"], dict):
+            raise TypeError("'nodes' must be a list and 'outputs' an object")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'task'}: {e['msg']}" for e in exc.errors())
+        raise Poison("invalid_state", f"the request fails validation: {problems}") from None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise Poison("invalid_state", f"the node's state is malformed: {type(exc).__name__}: {exc}") from None
+    return task, graph, delivery.named(d, step, task.kind)
 
 
 def _graph(state: dict[str, Any], task: CodingTask) -> tuple[Node, ...]:
@@ -144,6 +215,10 @@ def _graph(state: dict[str, Any], task: CodingTask) -> tuple[Node, ...]:
 
 
 class NodeTask(Task):  # type: ignore[misc]
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        _finished.value = None
+        delivery.clear()
+
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         """Record the node once Celery has published the next link.
 
@@ -151,9 +226,11 @@ class NodeTask(Task):  # type: ignore[misc]
         not sent (a crash in between redelivers the node: at least once; readers keep the
         first ``end`` and drop repeated stream chunks by offset). The last node is
         recorded here, before its ack, as its ``end`` is what the client waits for; the
-        others go to the outbox, so the next node does not wait for their write.
+        others go to the outbox, so the next node does not wait for their write. A write
+        Redis refuses is retried by the outbox.
         """
         pending = getattr(_finished, "value", None)
+        delivery.clear()
         if pending is None:
             return
         _finished.value = None
@@ -161,38 +238,48 @@ class NodeTask(Task):  # type: ignore[misc]
         if pending[0].result_json is None:
             replica.outbox.defer(*pending)
         else:
-            replica.ledger.finish(*pending)
+            replica.outbox.record(*pending)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Any exception of the node, before its step, in it or after it: the client hears."""
+        _finished.value = None
+        delivery.failed(current_replica(), self.request, exc)
 
 
 @app.task(name=NODE_TASK, bind=True, base=NodeTask)
 def node(
     self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float,
-    due: float | None = None, rest: float | None = None,
+    due: float | None = None, rest: float | None = None, ttft: bool = False,
 ) -> dict[str, Any]:
     replica = current_replica()
     cutoff = time.monotonic() + replica.settings.node_timeout_s  # time held at the gate included
-    rid = state["rid"]
+    d = delivery.begin(self.request, state, pool, index)
+    rid = d.request_id
     info = self.request.delivery_info or {}
-    redelivered = bool(info.get("redelivered"))
-    if redelivered and replica.redis.exists(keys.node_done(rid, index)):
+    if d.redelivered and replica.redis.exists(keys.node_done(rid, index)):
         raise Ignore()  # finished before its worker died un-acked; the next link is out already
-    task = CodingTask.model_validate(state["task"])
-    graph = _graph(state, task)
+    task, graph, d = _read(d, state)
     spec = graph[index]
     queued_at = state["nodes"][-1]["ended_at"] if state["nodes"] else state["published_at"]
     writer = TokenWriter(replica.outbox, rid, index, replica.name) if spec.step == "llm" else None
-    options = {"pool": pool, "index": index, "deadline": deadline, "expect": expect, "due": due, "rest": rest}
-    with replica.busy(), _admission(self, replica, state, task, spec, writer, options):
-        started = time.time()
-        try:
-            detail = _run_step(replica, state, task, index, spec, writer, cutoff - time.monotonic())
-        except Exception as exc:
-            pipe = replica.redis.pipeline(transaction=False)
-            pipe.xadd(keys.stream(rid), {"t": "err", "d": f"node {index} ({spec.step}) failed: {exc}"})
-            pipe.expire(keys.stream(rid), replica.settings.result_ttl_s)
-            pipe.hincrby(replica.ledger.window_key(replica.pool, time.time()), "failed", 1)
-            pipe.execute()
-            raise
+    options = {"pool": pool, "index": index, "deadline": deadline, "expect": expect, "due": due, "rest": rest,
+               "ttft": ttft}
+    try:
+        with replica.cancels.watch(rid) as token:
+            if getattr(self.request, CANCELLED_HEADER, None):
+                token.set()  # cancelled while it was queued: it never reaches the engine
+            token.check()
+            if _shed_now(replica, options):
+                raise _shed(options, task.effective_sla.seconds)
+            with replica.busy(), _admission(self, replica, state, task, spec, writer, options):
+                token.check()
+                started = time.time()
+                detail = _run_step(replica, state, task, index, spec, writer, cutoff - time.monotonic(), token,
+                                   _engine_priority(replica, info, deadline))
+            token.check()  # the next node is not published (nothing later in the chain runs)
+    except Cancelled:
+        replica.cancelled(rid, task.kind)
+        raise Ignore() from None
     ended = time.time()
     first_at = writer.first_at if writer else None
     if spec.streams and first_at is not None and state.get("first_token_at") is None:
@@ -200,11 +287,13 @@ def node(
     sla = task.effective_sla
     done_at = first_at if spec.streams and sla.metric == "ttft" and first_at is not None else ended
     record = NodeRecord(
-        index=index, step=spec.step, tier=str(info.get("routing_key", "")).rpartition(".")[2],
-        worker=replica.name, redelivered=redelivered, deadline=deadline, queued_at=queued_at,
+        index=index, step=spec.step, tier=_tier(info), worker=replica.name, redelivered=d.redelivered,
+        attempt=max(1, d.attempt), requeues=d.requeues, deadline=deadline, queued_at=queued_at,
         started_at=started, ended_at=ended, met_deadline=done_at <= deadline, detail=detail,
     )
     state["nodes"].append(record.model_dump(mode="json"))
+    if not delivery.owns(replica, d):
+        raise Ignore()  # redelivered while we ran: the later delivery owns the node
 
     last = index == len(graph) - 1
     result = _result(state, task) if last else None
@@ -213,8 +302,10 @@ def node(
             request_id=rid, pool=pool, index=index, record_json=record.model_dump_json(),
             result_json=result.model_dump_json() if result else None,
             node_missed=not record.met_deadline, request_missed=bool(result and not result.met_sla),
-            observed=_observed(spec, started, ended, writer),
+            observed=_observed(spec, started, ended, writer), task_id=d.task_id, attempt=d.attempt,
+            step=spec.step, tier=record.tier, kind=task.kind,
+            ttft_s=result.ttft_s if result else None, e2e_s=result.e2e_s if result else None,
         ),
         ended,
     )
-    return state
+    return delivery.hand_on(self.request, state, d)

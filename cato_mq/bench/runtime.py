@@ -1,0 +1,133 @@
+"""The goodput benchmark on the real runtime: a throwaway Redis, real ``cato-mq worker``
+processes on the sim engine, and the open-loop workload submitted at its arrival times.
+
+The routing policy is chosen by configuration (``CATO_ROUTING``: ``cato``, ``cato+``, ``fifo``),
+not by a fork of the code. The fleet is static, so replica-seconds are the replicas times
+the same horizon the simulator uses (last arrival + tail), and utilization comes from the
+per-node start/end times that every result carries.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from cato_mq import app as cato_app
+from cato_mq.bench.scoring import Outcome, Span
+from cato_mq.bench.workload import Request
+from cato_mq.fleet import launch
+from cato_mq.schemas import CodingTask, Result
+
+#: Results still missing this long after the horizon are counted as unfinished.
+GRACE_S = 10.0
+
+
+@dataclass
+class RuntimeRun:
+    outcomes: list[Outcome]
+    provisioned: list[Span]
+    busy: list[Span]
+    late_submits: int  # arrivals the client sent more than 50 ms late (a loaded machine)
+    tiers: dict[str, int]  # "kind step tier" -> nodes, as the router placed them
+    estimates: dict[str, float]  # the pool's service-time estimates at the end
+
+
+def task_of(r: Request) -> CodingTask:
+    fields: dict[str, object] = {
+        "kind": r.kind, "prompt": r.prompt, "language": r.language, "max_tokens": r.max_tokens,
+        "sla": {"metric": r.metric, "seconds": r.sla_s},
+    }
+    if r.target_language:
+        fields["target_language"] = r.target_language
+    return CodingTask.model_validate(fields)
+
+
+def _outcome(res: Result) -> Outcome:
+    misses = sum(not n.met_deadline for n in res.nodes)
+    return Outcome(res.kind.value, res.ttft_s, res.e2e_s, res.met_sla, len(res.nodes), misses)
+
+
+def run(
+    requests: list[Request], routing: str, replicas: int, slots: int, time_scale: float, tail_s: float,
+    logs: Path | None = None, redis_url: str | None = None, engine: Sequence[str] | None = None,
+) -> RuntimeRun:
+    """On ``redis_url`` (emptied first) if given, else on a throwaway local Redis.
+    ``engine`` replaces the sim engine's worker arguments (``--engine vllm ...``)."""
+    engine = list(engine) if engine is not None else ["--engine", "sim", "--time-scale", str(time_scale)]
+    if redis_url is not None:
+        redis.Redis.from_url(redis_url).flushdb()
+        return _fleet(redis_url, requests, routing, replicas, slots, engine, tail_s, logs)
+    with launch.LocalRedis() as server:
+        return _fleet(server.url, requests, routing, replicas, slots, engine, tail_s, logs)
+
+
+def _fleet(
+    url: str, requests: list[Request], routing: str, replicas: int, slots: int, engine: list[str], tail_s: float,
+    logs: Path | None,
+) -> RuntimeRun:
+    logs = logs or Path(tempfile.mkdtemp(prefix="cato-goodput-"))
+    env = {"CATO_POOLS": "default", "CATO_ROUTING": routing}
+    saved = dict(os.environ)
+    procs = []
+    try:
+        os.environ.update(env, CATO_REDIS_URL=url)
+        cato_app.reset()
+        client = redis.Redis.from_url(url, decode_responses=True)
+        for i in range(replicas):
+            procs.append(launch.start_worker(url, [
+                "--pool", "default", "--device", str(i), *engine, "--concurrency", str(slots), "-l", "WARNING",
+            ], env, logs / f"{routing}-worker-{i}.log"))
+        launch.wait_replicas(client, "default", replicas, procs=procs)
+        return _drive(requests, replicas, tail_s)
+    finally:
+        launch.stop(procs)
+        os.environ.clear()
+        os.environ.update(saved)
+        cato_app.reset()
+
+
+def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
+    from cato_mq.client import follow, submit
+
+    tasks = [task_of(r) for r in requests]  # validated before the clock starts
+    t0 = time.time() + 0.5
+    handles, late = [], 0
+    for r, task in zip(requests, tasks, strict=True):
+        due = t0 + r.at
+        wait = due - time.time()
+        if wait > 0:
+            time.sleep(wait)  # open loop: the arrival schedule, not a stand-in for synchronisation
+        late += time.time() - due > 0.05
+        handles.append(submit(task, arrived_at=due))
+    horizon = max((r.at for r in requests), default=0.0) + tail_s
+    results: dict[str, Result] = {}
+    try:
+        for h, kind, fields in follow(handles, timeout=max(1.0, t0 + horizon + GRACE_S - time.time())):
+            if kind == "end":
+                results[h.request_id] = Result.model_validate_json(fields["d"])
+    except TimeoutError:
+        pass  # whatever has not ended counts as unfinished
+    outcomes, busy = [], []
+    tiers: dict[str, int] = {}
+    for h, r in zip(handles, requests, strict=True):
+        res = results.get(h.request_id)
+        if res is None or res.e2e_s > horizon - r.at:
+            outcomes.append(Outcome(r.kind.value, None, None, False, 0, 0))
+            continue
+        outcomes.append(_outcome(res))
+        for n in res.nodes:
+            key = f"{res.kind.value} {n.step} {n.tier}"
+            tiers[key] = tiers.get(key, 0) + 1
+        busy += [Span(n.worker, n.started_at - t0, n.ended_at - t0) for n in res.nodes]
+    provisioned = [Span(f"replica-{i}", 0.0, horizon) for i in range(replicas)]
+    from cato_mq.app import redis_client
+    from cato_mq.state import keys
+
+    est = {k: float(v) for k, v in redis_client().hgetall(keys.estimates("default")).items()}
+    return RuntimeRun(outcomes, provisioned, busy, late, dict(sorted(tiers.items())), est)

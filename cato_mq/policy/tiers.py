@@ -1,0 +1,95 @@
+"""The tier policy: which priority queue a node goes to. Pure; the router and the simulator
+feed it a ``PoolSnapshot``.
+
+``Tier`` is the one owner of the tier names, their service order (the enum's order) and
+their Redis message priorities: queue names (``cato_mq.state.keys``), kombu's priority
+steps and the workers' ``-Q`` order are all derived from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Tier(StrEnum):
+    violated = "violated"
+    at_risk = "at_risk"
+    safe = "safe"
+    #: cato+ only: nodes whose request is already decided or out of reach even alone;
+    #: served only while nothing feasible waits (``cato_mq.policy.admission``)
+    best_effort = "best_effort"
+
+
+#: Redis message priority per tier (0 is served first). Routing to the tier queue *and*
+#: setting this priority keeps strict order even if a worker lists its queues wrongly.
+PRIORITY: dict[Tier, int] = {Tier.violated: 0, Tier.at_risk: 3, Tier.safe: 6, Tier.best_effort: 9}
+#: Width of one tier's band of engine priorities: a deadline in ms since the epoch stays
+#: below it until the year 2286, and four bands stay far inside vLLM's int64.
+ENGINE_BAND = 10**13
+#: Tiers whose queues a node may wait behind; best effort is served after every node the
+#: router places, so the router does not count it.
+AHEAD: tuple[Tier, ...] = tuple(t for t in Tier if t is not Tier.best_effort)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """What the tier decision knows of a pool: queued nodes per tier, the live replicas'
+    batch slots and in-flight nodes, and the pool's service-time estimates."""
+
+    queued: dict[Tier, int]
+    replicas: int
+    slots: int
+    inflight: int
+    estimates: dict[str, float] = field(default_factory=dict)
+    read_at: float = 0.0
+
+    @property
+    def queued_total(self) -> int:
+        return sum(self.queued.values())
+
+    def estimate(self, name: str, default: float) -> float:
+        return self.estimates.get(name, default)
+
+
+def expected_wait(queued: int, inflight: int, slots: int, mean_service_s: float) -> float:
+    """Seconds a node placed at the back of the pool would wait for a batch slot.
+
+    ``slots`` is replicas x per-replica concurrency. While free slots outnumber the queue
+    the node starts at once; otherwise it waits for the queue ahead to drain through all
+    slots, each slot finishing one node per ``mean_service_s``.
+    """
+    if slots <= 0:
+        return math.inf
+    free = slots - inflight
+    if queued < free:
+        return 0.0
+    return (queued - free + 1) * mean_service_s / slots
+
+
+def decide_tier(slack_s: float, wait_s: float, service_s: float) -> Tier:
+    """CATO's priorities: violated once the deadline passed, at-risk when waiting behind
+    everything queued would miss it, safe otherwise."""
+    if slack_s <= 0:
+        return Tier.violated
+    if wait_s + service_s > slack_s:
+        return Tier.at_risk
+    return Tier.safe
+
+
+def tier_for(snapshot: PoolSnapshot, deadline: float, expect_s: float, now: float) -> Tier:
+    """The tier of a node due at ``deadline`` that expects ``expect_s`` of service."""
+    wait = expected_wait(
+        snapshot.queued_total, snapshot.inflight, snapshot.slots, snapshot.estimate("node", 0.0)
+    )
+    return decide_tier(deadline - now, wait, expect_s)
+
+
+def engine_priority(tier: str, deadline: float) -> int:
+    """A node's request priority inside a continuously batching engine (vLLM's
+    ``scheduling_policy="priority"``: lower is scheduled first, ties by arrival): the tier
+    order of the queues continued inside the batch, then the earliest deadline. It decides
+    which waiting prompt is prefilled first and which running request is preempted last."""
+    rank = PRIORITY[Tier(tier)] if tier in Tier.__members__ else PRIORITY[Tier.safe]
+    return rank * ENGINE_BAND + min(ENGINE_BAND - 1, max(0, round(deadline * 1000)))

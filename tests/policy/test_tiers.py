@@ -1,0 +1,46 @@
+import math
+
+from cato_mq.policy.tiers import PRIORITY, Tier, decide_tier, engine_priority, expected_wait
+
+
+def test_violated_once_the_deadline_passed() -> None:
+    assert decide_tier(0.0, 0.0, 0.0) is Tier.violated
+    assert decide_tier(-1.0, 0.0, 0.0) is Tier.violated
+
+
+def test_at_risk_when_wait_plus_service_exceeds_slack() -> None:
+    assert decide_tier(1.0, 0.6, 0.5) is Tier.at_risk
+    assert decide_tier(1.0, 0.4, 0.5) is Tier.safe
+
+
+def test_priorities_order_tiers() -> None:
+    assert PRIORITY[Tier.violated] < PRIORITY[Tier.at_risk] < PRIORITY[Tier.safe]
+
+
+def test_no_wait_while_slots_are_free() -> None:
+    assert expected_wait(queued=2, inflight=5, slots=8, mean_service_s=1.0) == 0.0
+
+
+def test_wait_grows_with_queue_beyond_free_slots() -> None:
+    assert expected_wait(queued=3, inflight=8, slots=8, mean_service_s=1.0) == 0.5
+    assert expected_wait(queued=7, inflight=8, slots=8, mean_service_s=1.0) == 1.0
+
+
+def test_no_replicas_means_unbounded_wait() -> None:
+    assert expected_wait(0, 0, 0, 1.0) == math.inf
+    assert decide_tier(10.0, math.inf, 0.1) is Tier.at_risk
+
+
+def test_engine_priority_orders_by_tier_then_deadline() -> None:
+    now = 1_795_000_000.0
+    order = [
+        engine_priority("violated", now + 50),  # tier first: a later deadline, a better tier
+        engine_priority("at_risk", now - 5),
+        engine_priority("at_risk", now + 0.002),  # then the earliest deadline, to the ms
+        engine_priority("at_risk", now + 0.004),
+        engine_priority("safe", now),
+        engine_priority("best_effort", now - 100),  # lost: last, however early its deadline
+    ]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    assert max(order) < 2**63  # vLLM carries it as an int64
+    assert engine_priority("?", now) == engine_priority("safe", now)  # no tier known: safe

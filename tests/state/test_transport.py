@@ -1,0 +1,212 @@
+"""cato-mq's kombu transport against real Redis, with kombu's own producer and consumer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Consumer, Producer, Queue
+from kombu.message import Message
+
+from cato_mq.state import keys, transport
+from cato_mq.state.publish import published_epoch
+
+TRANSPORT = "cato_mq.state.transport:Transport"
+
+
+class SlowWakeTransport(transport.Transport):
+    brpop_timeout = 30  # an idle consumer looks again only after 30 s unless it is rung
+
+
+@pytest.fixture
+def conn(rds: redis.Redis, redis_url: str) -> Iterator[Connection]:
+    c = Connection(redis_url, transport=TRANSPORT, transport_options={"visibility_timeout": 60})
+    yield c
+    c.release()
+
+
+def publish(conn: Connection, queue: str, *, priority: int = 0, task_id: str | None = None,
+            head: bool = False) -> str:
+    task_id = task_id or uuid.uuid4().hex
+    with conn.channel() as channel:
+        Producer(channel).publish([[1], {}, {}], routing_key=queue, priority=priority, serializer="json",
+                                  headers={"task": "t", "id": task_id, transport.HEAD_HEADER: int(head)})
+    return task_id
+
+
+def consume(conn: Connection, queues: list[str], count: int = 1, timeout: float = 5.0) -> list[Message]:
+    got: list[Message] = []
+    with conn.channel() as channel, Consumer(channel, [Queue(q) for q in queues], callbacks=[
+        lambda _body, message: got.append(message)
+    ]):
+        while len(got) < count:
+            conn.drain_events(timeout=timeout)
+    return got
+
+
+def envelope(body: Any, *, content_type: str = "application/json", task: str = "t", raw_body: str | None = None) -> str:
+    encoded = raw_body if raw_body is not None else base64.b64encode(json.dumps(body).encode()).decode()
+    return json.dumps({
+        "body": encoded, "content-encoding": "utf-8", "content-type": content_type,
+        "headers": {"task": task, "id": f"{'a' * 32}-0-llm"},
+        "properties": {"delivery_tag": "x", "delivery_info": {"exchange": "", "routing_key": "q"},
+                       "priority": 0, "body_encoding": "base64"},
+    })
+
+
+def test_a_delivery_is_unacked_from_the_pop_and_counted(conn: Connection, rds: redis.Redis) -> None:
+    task_id = publish(conn, "q")
+    [message] = consume(conn, ["q"])
+    # the pop recorded it: no moment existed where it was in no list and no unacked set
+    assert rds.hexists(keys.UNACKED, message.delivery_tag)
+    assert rds.zscore(keys.UNACKED_INDEX, message.delivery_tag) is not None
+    assert message.headers[transport.ATTEMPT_HEADER] == 1
+    assert rds.get(keys.attempt(task_id)) == "1" and rds.ttl(keys.attempt(task_id)) > 0
+    message.ack()
+    assert rds.hlen(keys.UNACKED) == 0 and rds.zcard(keys.UNACKED_INDEX) == 0
+
+
+def test_a_message_published_for_the_head_is_popped_before_the_queued_ones(
+    conn: Connection, rds: redis.Redis
+) -> None:
+    behind = [publish(conn, "q") for _ in range(2)]
+    rds.delete(keys.bell("q"))
+    ahead = publish(conn, "q", head=True)
+    assert rds.llen(keys.bell("q")) == 1  # rung like any publish
+    got = consume(conn, ["q"], count=3)
+    assert [m.headers["id"] for m in got] == [ahead, *behind]
+
+
+def test_a_restored_message_comes_back_with_the_next_attempt(conn: Connection, rds: redis.Redis) -> None:
+    publish(conn, "q")
+    [first] = consume(conn, ["q"])
+    rds.delete(keys.bell("q"))  # the publish's ring
+    first.channel.qos.restore_by_tag(first.delivery_tag)  # what the sweeper does past the timeout
+    assert rds.llen(keys.bell("q")) == 1  # the restore rang the doorbell
+    [second] = consume(conn, ["q"])
+    assert second.headers[transport.ATTEMPT_HEADER] == 2
+    assert second.delivery_tag != first.delivery_tag
+    second.ack()
+
+
+def test_strict_order_across_queues_and_priorities(conn: Connection) -> None:
+    publish(conn, "p.safe", priority=6, task_id="safe")
+    publish(conn, "p.at_risk", priority=3, task_id="at_risk")
+    publish(conn, "p.violated", priority=0, task_id="violated")
+    got = consume(conn, ["p.violated", "p.at_risk", "p.safe"], count=3)
+    assert [m.headers["id"] for m in got] == ["violated", "at_risk", "safe"]
+
+
+def test_an_idle_consumer_wakes_on_the_doorbell(redis_url: str, rds: redis.Redis) -> None:
+    # a 30 s blocking wait: without the doorbell the message would be found only after it
+    slow = Connection(redis_url, transport=SlowWakeTransport)
+    got: list[Message] = []
+    ready = threading.Event()
+
+    def run() -> None:
+        with slow.channel() as channel, Consumer(channel, [Queue("idle")], callbacks=[
+            lambda _b, m: got.append(m)
+        ]):
+            ready.set()
+            slow.drain_events(timeout=20)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    ready.wait(5)
+    until = time.monotonic() + 10
+    while not any(c["cmd"] == "blpop" for c in rds.client_list()):  # it waits on the doorbell now
+        assert time.monotonic() < until, "the consumer never waited on its doorbell"
+    with Connection(redis_url, transport=TRANSPORT) as pub:
+        publish(pub, "idle")
+    thread.join(10)
+    assert not thread.is_alive() and len(got) == 1
+    got[0].ack()
+    slow.release()
+
+
+def test_publish_rings_the_doorbell_and_names_the_epoch(conn: Connection, rds: redis.Redis) -> None:
+    publish(conn, "q")
+    assert rds.llen(keys.bell("q")) == 1 and 0 < rds.ttl(keys.bell("q")) <= transport.BELL_TTL_S
+    assert published_epoch() == rds.get(keys.epoch())
+    publish(conn, "q")
+    assert published_epoch() == rds.get(keys.epoch())  # one epoch per Redis incarnation
+    consume(conn, ["q"], count=2)
+    consume_nothing(conn, "q")
+    assert not rds.exists(keys.bell("q"))  # the pop that found nothing cleared stale rings
+
+
+def consume_nothing(conn: Connection, queue: str) -> None:
+    with pytest.raises(TimeoutError):
+        consume(conn, [queue], timeout=1.5)
+
+
+POISON = {
+    "undecodable": b"\xff\xfe{not json",
+    "number": b"42",
+    "envelope": b"[1, 2, 3]",
+    "not base64": envelope(None, raw_body="%%% not base64 %%%").encode(),
+    "body not a list": envelope({"a": 1}).encode(),
+    "pickle": envelope(None, content_type="application/x-python-serialize").encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_poison_is_buried_and_the_next_message_delivered(
+    conn: Connection, rds: redis.Redis, redis_url: str, name: str
+) -> None:
+    rds.lpush("q", POISON[name])
+    good = publish(conn, "q")
+    [message] = consume(conn, ["q"])
+    assert message.headers["id"] == good
+    message.ack()
+    raw = redis.Redis.from_url(redis_url)  # bytes: the raw item survives as it was
+    [(_, letter)] = raw.xrange(keys.dead())
+    assert letter[b"raw"] == POISON[name]  # kept byte for byte, for a person to read or requeue
+    assert letter[b"queue"] == b"q" and letter[b"list"] == b"q" and float(letter[b"at"]) > 0
+    assert letter[b"kind"] in (b"undecodable", b"envelope", b"shape", b"content_type")
+    assert sum(int(v) for v in rds.hgetall(keys.dead_counts()).values()) == 1
+    assert rds.hlen(keys.UNACKED) == 0  # buried, not left to be redelivered
+
+
+def test_a_buried_message_of_a_request_fails_the_request(conn: Connection, rds: redis.Redis) -> None:
+    rds.lpush("q", envelope({"not": "a list"}))
+    publish(conn, "q")
+    consume(conn, ["q"])[0].ack()
+    [(_, err)] = rds.xrange(keys.stream("a" * 32))
+    assert err["t"] == "err" and "shape" in err["d"] and "[args, kwargs, embed]" in err["d"]
+
+
+def test_an_oversize_message_is_buried_by_the_pop_and_fails_its_request(redis_url: str, rds: redis.Redis) -> None:
+    with Connection(redis_url, transport=TRANSPORT, transport_options={"max_message_bytes": 2000}) as small:
+        rds.lpush("q", envelope(["x" * 5000]))
+        consume_nothing(small, "q")
+    [(_, letter)] = rds.xrange(keys.dead())
+    assert letter["kind"] == "oversize" and "the limit is 2000" in letter["reason"]
+    assert len(letter["raw"]) == transport.OVERSIZE_KEPT  # kept in part only
+    [(_, err)] = rds.xrange(keys.stream("a" * 32))  # the request its headers name
+    assert err["t"] == "err" and "oversize" in err["d"]
+
+
+def test_an_oversize_publish_is_refused_at_once(redis_url: str, rds: redis.Redis) -> None:
+    small = Connection(redis_url, transport=TRANSPORT, transport_options={"max_message_bytes": 2000})
+    with pytest.raises(ValueError, match="the limit is 2000"), small.channel() as channel:
+        Producer(channel).publish([["x" * 5000], {}, {}], routing_key="q", serializer="json",
+                                  headers={"task": "t", "id": "x"})
+    small.release()
+    assert rds.llen("q") == 0
+
+
+def test_an_ack_after_the_connection_closed_reaches_redis(redis_url: str, rds: redis.Redis) -> None:
+    c = Connection(redis_url, transport=TRANSPORT)
+    publish(c, "q")
+    [message] = consume(c, ["q"])
+    c.close()  # as a reconnect does while the node still runs
+    message.ack()  # kombu's own channel raised AttributeError here ('NoneType' ... 'hostname')
+    assert rds.hlen(keys.UNACKED) == 0
