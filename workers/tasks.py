@@ -137,12 +137,12 @@ def _admission(
     if verdict is Verdict.demote and _shed_now(replica, options):
         raise _shed(options, spec.effective_sla.seconds)
     if verdict is Verdict.demote:
-        raise task.retry(countdown=0, max_retries=None, queue=keys.queue(options["pool"], Tier.best_effort),
+        raise task.retry(countdown=0, queue=keys.queue(options["pool"], Tier.best_effort),
                          priority=PRIORITY[Tier.best_effort], headers={HEAD_HEADER: 0})
     if verdict is Verdict.requeue:
         # published first, so siblings see it while this slot waits; this delivery writes
         # nothing more (the requeued copy is the next attempt and owns the node)
-        retry = task.retry(countdown=0, max_retries=None, throw=False, headers={HEAD_HEADER: 1},
+        retry = task.retry(countdown=0, throw=False, headers={HEAD_HEADER: 1},
                            **destination(options, "cato+", replica.settings.on_lost))
         gate.wait_room(ticket, lost, demotable, replica.settings.node_timeout_s * MAX_HOLD)
         raise retry
@@ -246,7 +246,10 @@ class NodeTask(Task):  # type: ignore[misc]
         delivery.failed(current_replica(), self.request, exc)
 
 
-@app.task(name=NODE_TASK, bind=True, base=NodeTask)
+# max_retries=None: a node cato+'s gate hands back may come back any number of times (a
+# retry(max_retries=None) call alone falls back to Celery's default of 3, and the fourth
+# hand-back failed the request with MaxRetriesExceededError)
+@app.task(name=NODE_TASK, bind=True, base=NodeTask, max_retries=None)
 def node(
     self: Task, state: dict[str, Any], *, pool: str, index: int, deadline: float, expect: float,
     due: float | None = None, rest: float | None = None, ttft: bool = False,
