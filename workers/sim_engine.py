@@ -150,8 +150,9 @@ class SimEngine:
             started = [r for r in self._running if r.prefill_left > 0]
             decoding = len(self._running) - len(started)
             waiting = [r for r in self._waiting if not r.cancelled]
+            context = sum(r.prompt_tokens + r.produced for r in self._running if r.prefill_left <= 0)
             plan = self.profile.plan_step(decoding, [r.prefill_left for r in started],
-                                          [r.prompt_tokens for r in waiting])
+                                          [r.prompt_tokens for r in waiting], context)
             admitted = waiting[:len(plan.admitted)]
             self._waiting = deque(waiting[len(admitted):])
             for req in admitted:

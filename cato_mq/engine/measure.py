@@ -40,6 +40,9 @@ COLD_START_TIMEOUT_S = 300.0
 PROMPT_CHARS = 600
 #: Prefill is measured at these fractions of the context left after the output budget.
 PREFILL_FRACTIONS = (0.05, 0.25, 0.5, 0.8)
+#: Decode is measured again, at the largest batch, with prompts this share of that room:
+#: the step's cost per token of context (``EngineTiming.decode_per_context_token_s``).
+LONG_CONTEXT_FRACTION = 0.5
 
 
 def prompts(n: int, chars: int = PROMPT_CHARS) -> list[str]:
@@ -204,6 +207,7 @@ def measure(
             speed = p50([1 / _llm_times(r)[1] for r in results])
             decode_pts.append((float(n), n * speed))
     fit = usl.fit(decode_pts)
+    per_context_s, context_ref = _context_cost(pool, texts, spec, max(levels), rounds, max_tokens, count)
 
     chars = sum(len(t) for t in texts)
     estimates = {
@@ -218,6 +222,7 @@ def measure(
         # the linear form too, for readers of the older fields (exact when kappa = 0)
         decode_base_s=max(0.0, (1 - fit.sigma) / fit.lam), decode_per_seq_s=fit.sigma / fit.lam,
         usl_lambda=fit.lam, usl_sigma=fit.sigma, usl_kappa=fit.kappa,
+        decode_per_context_token_s=per_context_s, decode_context_ref=context_ref,
         max_num_seqs=spec.max_num_seqs, max_model_len=spec.max_model_len,
         chars_per_token=chars / sum(count(t) for t in texts), cold_start_s=cold_start_s,
     )
@@ -230,6 +235,33 @@ def measure(
                    r2=fit.r2, points=decode_pts),
         estimates=estimates, timing=sim,
     )
+
+
+def _context_cost(
+    pool: str, short: Sequence[str], spec: PoolSpec, n: int, rounds: int, max_tokens: int,
+    count: Callable[[str], int],
+) -> tuple[float, float]:
+    """(seconds per step per token of context, the context per request the decode levels
+    ran at): ``n`` requests at once with the levels' prompts, then with long ones, in turn."""
+    room = int(LONG_CONTEXT_FRACTION * (spec.max_model_len - max_tokens))
+    long = [_fit_tokens(text, room, count) for text in prompts(n, chars=8 * PROMPT_CHARS)]
+    slopes: list[float] = []
+    refs: list[float] = []
+    for _ in range(rounds):
+        runs = []
+        for texts in (short, long):
+            results = _run([_task(pool, "summarization", texts[i % len(texts)], max_tokens) for i in range(n)])
+            runs.append((p50([_llm_times(r)[1] for r in results]), statistics.fmean(map(_prompt_tokens, results))))
+        (step_short, ctx_short), (step_long, ctx_long) = runs
+        refs.append(ctx_short + max_tokens / 2)
+        if ctx_long > ctx_short:
+            slopes.append((step_long - step_short) / (n * (ctx_long - ctx_short)))
+    return (max(0.0, p50(slopes)) if slopes else 0.0), p50(refs)
+
+
+def _prompt_tokens(result: Result) -> float:
+    node = next(n for n in result.nodes if n.step == "llm")
+    return float(str(node.detail.get("prompt_tokens") or 0))
 
 
 def run(
@@ -276,5 +308,7 @@ def summary(p: Profile) -> str:
         f"b {(p.prefill.params['per_token_s'] or 0) * 1e6:.1f} us/token, R^2 {p.prefill.r2:.3f} |",
         f"| decode USL | lambda {d['lambda'] or 0:.1f} tok/s, sigma {d['sigma'] or 0:.4f}, "
         f"kappa {d['kappa'] or 0:.5f}, R^2 {p.decode.r2:.3f} |",
+        f"| decode: step cost per token of context | {p.timing.decode_per_context_token_s * 1e9:.0f} ns "
+        f"(measured at {p.timing.decode_context_ref:.0f} tokens a request) |",
     ]
     return "\n".join(rows)

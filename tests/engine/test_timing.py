@@ -16,6 +16,20 @@ def test_step_time_adds_the_prefill_of_admitted_prompts() -> None:
     assert t.step_s(4, 100) == pytest.approx(0.009 + 0.01 + 0.01)
 
 
+def test_each_token_of_context_beyond_the_measured_one_slows_the_decode_step() -> None:
+    t = EngineTiming(decode_base_s=0.005, decode_per_seq_s=0.001, decode_per_context_token_s=1e-6,
+                     decode_context_ref=200)
+    assert t.decode_s(4, None) == pytest.approx(0.009)  # the profile's own context
+    assert t.decode_s(4, 4 * 200) == pytest.approx(0.009)
+    assert t.decode_s(4, 4 * 700) == pytest.approx(0.009 + 4 * 500 * 1e-6)
+    assert t.decode_s(4, 4 * 100) == pytest.approx(0.009 - 4 * 100 * 1e-6)  # shorter: faster
+    assert t.decode_s(4, 0.0) == pytest.approx(0.009 - 800e-6)
+    assert EngineTiming(decode_per_context_token_s=1e-4, decode_context_ref=200).decode_s(4, 0.0) == \
+        pytest.approx(EngineTiming().decode_s(4) / 2)  # never below half the measured step
+    assert t.plan_step(4, [], [], 4 * 700).seconds == pytest.approx(t.decode_s(4, 4 * 700))
+    assert EngineTiming().decode_s(4, 10_000) == EngineTiming().decode_s(4)  # context-blind by default
+
+
 def test_loads_a_profile_under_its_new_and_its_old_name_or_bare(tmp_path: Path) -> None:
     timing = {"decode_base_s": 0.02, "usl_lambda": 80.0}
     for name, data in (("new", {"timing": timing}), ("old", {"sim": timing}), ("bare", timing)):

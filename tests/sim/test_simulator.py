@@ -29,6 +29,25 @@ def test_one_request_alone_takes_exactly_the_engine_steps() -> None:
     assert o.met
 
 
+def test_long_prompts_decode_slower_when_the_profile_measured_the_context_cost() -> None:
+    blind = EngineTiming()
+    aware = EngineTiming(decode_per_context_token_s=2e-6, decode_context_ref=100)
+    reqs = [summ(Kind.summarization, 0.0, 40, prompt=p) for p in (100, 100, 1500, 1500)]
+
+    def e2e(profile: EngineTiming) -> list[float]:
+        res = simulate(reqs, SimConfig("cato", replicas=1, hop_s=0.003, submit_s=0.0, profile=profile))
+        return [o.e2e_s or 0.0 for o in res.outcomes]
+
+    # the long prompts' KV is read at every step of the shared batch: everyone slows
+    assert all(a > b for a, b in zip(e2e(aware), e2e(blind), strict=True))
+    short_only = [summ(Kind.summarization, 0.0, 40, prompt=100) for _ in range(4)]
+    same = [simulate(short_only, SimConfig("cato", replicas=1, hop_s=0.003, submit_s=0.0, profile=p)).outcomes
+            for p in (blind, aware)]
+    # at the measured context a request decodes as the context-blind profile says (the
+    # context grows by its generated tokens, so slightly later)
+    assert [o.e2e_s for o in same[1]] == pytest.approx([o.e2e_s for o in same[0]], rel=0.05)
+
+
 def test_a_request_arriving_mid_decode_joins_at_the_next_step_boundary() -> None:
     # the first decodes alone in steps of decode_s(1); the second is taken at the first
     # boundary after it is published, in a step with one decode plus its prefill
@@ -124,13 +143,17 @@ def test_static_fleet_pays_replicas_times_horizon() -> None:
     assert scoring.replica_seconds(res.provisioned) == pytest.approx(3 * 10.0)
 
 
-def test_the_simulator_and_the_sim_engine_agree_step_for_step_on_a_burst_of_long_prompts() -> None:
+@pytest.mark.parametrize("per_context_s", [0.0, 2e-6], ids=["context-blind", "context-cost"])
+def test_the_simulator_and_the_sim_engine_agree_step_for_step_on_a_burst_of_long_prompts(
+    per_context_s: float,
+) -> None:
     import asyncio
 
     from workers.engine import SamplingParams
     from workers.sim_engine import SimEngine
 
-    timing = EngineTiming(max_num_batched_tokens=1024, chars_per_token=1.0)
+    timing = EngineTiming(max_num_batched_tokens=1024, chars_per_token=1.0,
+                          decode_per_context_token_s=per_context_s, decode_context_ref=400)
     burst = [(700, 12), (900, 3), (300, 20), (1500, 5), (50, 8)]  # prompt tokens, output tokens
 
     async def on_the_engine() -> list[tuple[float, float]]:
