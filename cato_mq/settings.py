@@ -60,6 +60,9 @@ class Settings(BaseModel):
     max_backlog: int = Field(DEFAULT_MAX_BACKLOG, ge=0)
     #: Stream flush period for tokens after the first (the first is always sent at once).
     flush_s: float = Field(0.01, ge=0)
+    #: Flush period while the outbox holds only intermediate node records (no tokens or
+    #: errors waiting): they batch for longer, off the chain hops (the hop's p99, issue 14).
+    record_flush_s: float = Field(0.1, ge=0)
     profile: str | None = None
     #: Model pools file (``cato_mq.fleet.pools``) that vLLM workers, the profiler and the agent's
     #: spawned workers all read, so one setting configures a host.

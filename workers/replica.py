@@ -55,7 +55,8 @@ class Replica:
         self.redis = connect.connect(settings.redis_url, settings.redis_master)
         self.estimates = EstimateStore(self.redis)
         self.ledger = Ledger(self.redis, settings.result_ttl_s, settings.window_s)
-        self.outbox = Outbox(self.redis, settings.flush_s, self.ledger, settings.result_ttl_s)
+        self.outbox = Outbox(self.redis, settings.flush_s, self.ledger, settings.result_ttl_s,
+                             record_flush_s=settings.record_flush_s)
         self.dead = DeadLetters(self.redis)  # where a message that is no node's goes
         #: the requests running here, and the cancels that stop them (``workers.cancels``)
         self.cancels = Watcher(self.redis)

@@ -187,7 +187,7 @@ def test_profile_calibrates_the_router_and_the_simulator(fleet: Fleet, tmp_path:
                           str(path), "--levels", "1,2,4,8", "--rounds", "1", "--max-tokens", "32"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "decode USL" in out.stdout
+    assert "decode USL" in out.stdout and "per token of context" in out.stdout
     prof = profile.load(path)
     assert prof.cold_start_s > 1
     assert set(prof.nodes) == {"retrieve", "llm", "validate"} and len(prof.kinds) == 4
@@ -197,6 +197,8 @@ def test_profile_calibrates_the_router_and_the_simulator(fleet: Fleet, tmp_path:
     speeds = {n: x / n for n, x in prof.decode.points}
     assert speeds[8] < speeds[1] and 8 * speeds[8] > 2 * speeds[1]  # each slower, all faster
     assert 0 <= prof.decode.r2 <= 1
+    # the decode levels' context, read from the engine's own prompt token counts
+    assert 150 < prof.timing.decode_context_ref < 500 and prof.timing.decode_per_context_token_s >= 0
     assert EngineTiming.load(path) == prof.timing  # the simulator reads the file as it is
 
     # stored in the fleet's Redis; the router plans the next request with it

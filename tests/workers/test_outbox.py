@@ -63,3 +63,24 @@ def test_records_survive_a_flushed_script_cache(rds: redis.Redis[str]) -> None:
     rds.script_flush()  # as after a Redis restart
     ledger.finish(Finished("r8", "default", 0, "{}", "{}", False, False, {}), now=100.0)
     assert [c["t"] for c in chunks(rds, "r8")] == ["node", "end"]
+
+
+def test_records_alone_wait_longer_and_a_node_that_streams_ends_the_wait(rds: redis.Redis[str]) -> None:
+    import time
+
+    from cato_mq.state.ledger import Finished
+
+    batcher = Outbox(rds, flush_s=0.01, ledger=Ledger(rds, 100, 10), record_flush_s=3600)
+    batcher.defer(Finished("r8", "default", 0, '{"n": 0}', None, False, False, {"node": 0.1}), now=100.0)
+    time.sleep(0.2)  # twenty token periods: a record alone is not flushed in any of them
+    assert not rds.exists(keys.stream("r8"))
+    writer = TokenWriter(batcher, "r7", 0, "w@h")
+    writer("a")  # a node starts streaming: the outbox is back on the token period
+    writer("b")
+    until = time.monotonic() + 5
+    while not (rds.exists(keys.stream("r8")) and len(chunks(rds, "r7")) == 2) and time.monotonic() < until:
+        time.sleep(0.005)
+    assert [(c["t"], c["d"]) for c in chunks(rds, "r8")] == [("node", '{"n": 0}')]
+    assert [c["d"] for c in chunks(rds, "r7")] == ["a", "b"]
+    writer.close()
+    batcher.close()

