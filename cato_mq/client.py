@@ -105,8 +105,8 @@ def _publish(
         kwargs = {
             "pool": task.pool,
             "index": i,
-            # to the microsecond: every later link carries these, and a float's full repr
-            # is twice as long
+            # to the microsecond: every later link carries these, and a computed float's
+            # repr runs to 17 digits (0.054999999999999986 for 0.055)
             "deadline": round(budget.deadline, 6),
             "expect": round(budget.expect_s, 6),
             "due": round(start + sla.seconds, 6),
