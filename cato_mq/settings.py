@@ -61,7 +61,7 @@ class Settings(BaseModel):
     #: Stream flush period for tokens after the first (the first is always sent at once).
     flush_s: float = Field(0.01, ge=0)
     #: Flush period while the outbox holds only intermediate node records (no tokens or
-    #: errors waiting): they batch for longer, off the chain hops (the hop's p99, issue 14).
+    #: errors waiting): they batch for longer, and fewer flushes land on the chain's hops.
     record_flush_s: float = Field(0.1, ge=0)
     profile: str | None = None
     #: Model pools file (``cato_mq.fleet.pools``) that vLLM workers, the profiler and the agent's

