@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -36,6 +36,30 @@ class RuntimeRun:
     late_submits: int  # arrivals the client sent more than 50 ms late (a loaded machine)
     tiers: dict[str, int]  # "kind step tier" -> nodes, as the router placed them
     estimates: dict[str, float]  # the pool's service-time estimates at the end
+    #: per request that streamed, where its TTFT went (``ttft_parts``)
+    ttft_parts: list[TtftParts] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TtftParts:
+    """A request's TTFT in three parts that add up to it: arrival to its LLM node starting
+    (submit, earlier nodes, queue wait), the engine's own time to its first token, and
+    from that token to its write to the request's stream (thread hand-off, Redis)."""
+
+    to_engine: float
+    engine: float
+    delivery: float
+
+
+def ttft_parts(res: Result) -> TtftParts | None:
+    """None for a request without a first token or an LLM node with the engine's timing."""
+    llm = next((n for n in res.nodes if n.step == "llm"), None)
+    engine = llm.detail.get("engine_ttft_s") if llm is not None else None
+    if llm is None or res.ttft_s is None or not isinstance(engine, float):
+        return None
+    arrived = res.nodes[-1].ended_at - res.e2e_s
+    to_engine = llm.started_at - arrived
+    return TtftParts(to_engine, engine, res.ttft_s - to_engine - engine)
 
 
 def task_of(r: Request) -> CodingTask:
@@ -113,7 +137,7 @@ def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
                 results[h.request_id] = Result.model_validate_json(fields["d"])
     except TimeoutError:
         pass  # whatever has not ended counts as unfinished
-    outcomes, busy = [], []
+    outcomes, busy, parts = [], [], []
     tiers: dict[str, int] = {}
     for h, r in zip(handles, requests, strict=True):
         res = results.get(h.request_id)
@@ -121,6 +145,8 @@ def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
             outcomes.append(Outcome(r.kind.value, None, None, False, 0, 0))
             continue
         outcomes.append(_outcome(res))
+        if (p := ttft_parts(res)) is not None:
+            parts.append(p)
         for n in res.nodes:
             key = f"{res.kind.value} {n.step} {n.tier}"
             tiers[key] = tiers.get(key, 0) + 1
@@ -130,4 +156,4 @@ def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
     from cato_mq.state import keys
 
     est = {k: float(v) for k, v in redis_client().hgetall(keys.estimates("default")).items()}
-    return RuntimeRun(outcomes, provisioned, busy, late, dict(sorted(tiers.items())), est)
+    return RuntimeRun(outcomes, provisioned, busy, late, dict(sorted(tiers.items())), est, parts)

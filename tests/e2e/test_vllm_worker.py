@@ -22,6 +22,7 @@ import redis
 
 from cato_mq import CodingTask, submit
 from cato_mq import app as cato_app
+from cato_mq.bench.runtime import ttft_parts
 from cato_mq.client import RequestFailed
 from cato_mq.engine.tiny_model import TINY_POOL
 from cato_mq.fleet import launch
@@ -131,6 +132,9 @@ def test_every_kind_completes_and_streams(fleet: Fleet) -> None:
         llm = next(n for n in result.nodes if n.step == "llm")
         assert int(str(llm.detail["tokens"])) >= 24  # deltas of 48 tokens (ignore_eos)
         assert result.ttft_s is not None and result.ttft_s < result.e2e_s
+        parts = ttft_parts(result)  # the benchmark's split of TTFT, on a real record
+        assert parts is not None and parts.to_engine >= 0 and parts.delivery >= 0
+        assert 0 < parts.engine < result.ttft_s
         if "validate" in expected:
             assert result.validation
 

@@ -19,8 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cato_mq.bench import workload
+from cato_mq.bench import runtime, workload
 from cato_mq.bench.goodput.plan import Plan, row, summary
+from cato_mq.bench.scoring import percentile
 from cato_mq.sim.model import SimConfig
 from cato_mq.sim.simulator import simulate
 
@@ -56,7 +57,7 @@ def run(
     cato-mq and in the simulator, and the plain-vLLM peers (``bench.vllm_serve``) with the
     simulator's round-robin beside vllm-fcfs, the system it models; and a note of the
     engine profile measured first."""
-    from cato_mq.bench import runtime, vllm_serve
+    from cato_mq.bench import vllm_serve
     from cato_mq.engine import measure
     from cato_mq.fleet.pools import pool_spec
 
@@ -89,10 +90,12 @@ def run(
             blind.append(f"{system} {rate:g}: {summary(simulate(reqs, cfg))['goodput']:.3f}")
 
         workloads = {rate: requests(c, plan, rate) for rate in plan.vllm_rates}  # one per load, for every system
+        parts: list[str] = []
         for rate, reqs in workloads.items():
             for system in systems:
                 rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url, engine=engine)
                 rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits})
+                parts.append(f"{system} {rate:g}: {where_ttft_went(rt.ttft_parts)}")
                 step(f"vllm-cpu {system} at {rate:g} req/s")
                 sim(system, rate, reqs, plan.vllm_slots)
         spec = pool_spec(pools, "default")
@@ -103,4 +106,14 @@ def run(
                 step(f"{variant} at {rate:g} req/s")
         for rate, reqs in workloads.items():  # vLLM alone admits up to max_num_seqs into the batch
             sim("round-robin", rate, reqs, spec.max_num_seqs)
-    return rows, f"{note}. The simulator's goodput without the context term: {', '.join(blind)}"
+    return rows, (f"{note}. The simulator's goodput without the context term: {', '.join(blind)}. "
+                  f"Real TTFT's parts, p50/p95 ms: {'; '.join(parts)}")
+
+
+def where_ttft_went(parts: list[runtime.TtftParts]) -> str:
+    """p50/p95 of each part of the real runs' TTFT (``runtime.TtftParts``), in ms."""
+    def q(values: list[float]) -> str:
+        return f"{percentile(values, 0.5) * 1e3:.0f}/{percentile(values, 0.95) * 1e3:.0f}"
+
+    return (f"to the engine {q([p.to_engine for p in parts])}, engine {q([p.engine for p in parts])}, "
+            f"delivery {q([p.delivery for p in parts])}")
