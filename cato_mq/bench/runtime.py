@@ -43,8 +43,9 @@ class RuntimeRun:
 @dataclass(frozen=True, slots=True)
 class TtftParts:
     """A request's TTFT in three parts that add up to it: arrival to its LLM node starting
-    (submit, earlier nodes, queue wait), the engine's own time to its first token, and
-    from that token to its write to the request's stream (thread hand-off, Redis)."""
+    (submit, earlier nodes, queue wait), the engine's own time to its first token, and the
+    rest: the node's set-up before its engine call, and the first token's way from the
+    engine's loop to the request's stream (thread hand-off, Redis write)."""
 
     to_engine: float
     engine: float
@@ -52,7 +53,8 @@ class TtftParts:
 
 
 def ttft_parts(res: Result) -> TtftParts | None:
-    """None for a request without a first token or an LLM node with the engine's timing."""
+    """None for a request without a first token, or without an LLM node that carries the
+    engine's timing (``engine_ttft_s``)."""
     llm = next((n for n in res.nodes if n.step == "llm"), None)
     engine = llm.detail.get("engine_ttft_s") if llm is not None else None
     if llm is None or res.ttft_s is None or not isinstance(engine, float):
