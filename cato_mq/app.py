@@ -15,6 +15,10 @@ from cato_mq.state import connect, keys
 #: How often an idle worker sweeps the unacked set for messages of crashed workers; with
 #: throttle 1 a crashed worker's node is back in its queue within visibility timeout + this.
 RESTORE_INTERVAL_S = 1
+#: The sweep holds a Redis lock while it runs (milliseconds). kombu lets it expire only after
+#: 300 s, so a worker killed mid-sweep stopped every restore for five minutes, and a node
+#: it had to hand over waited that long (seen in CI: a request stuck after two kills).
+UNACKED_MUTEX_EXPIRE_S = 5
 #: A node message's worst case is about this many bytes per character of prompt and
 #: context (JSON escapes of up to 12 bytes, 14 once the body is escaped in the envelope,
 #: the retrieved chunks again): larger messages cannot come from ``submit`` and are
@@ -52,6 +56,7 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "queue_order_strategy": "priority",
         "priority_steps": list(keys.PRIORITY_STEPS),
         "unacked_restore_interval": RESTORE_INTERVAL_S,
+        "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE_S,
         "unacked_restore_throttle": 1,
         # the body as JSON text inside the envelope, not base64 (kombu's default): a node
         # message is a quarter smaller and is not encoded and decoded once more per hop.

@@ -210,3 +210,31 @@ def test_an_ack_after_the_connection_closed_reaches_redis(redis_url: str, rds: r
     c.close()  # as a reconnect does while the node still runs
     message.ack()  # kombu's own channel raised AttributeError here ('NoneType' ... 'hostname')
     assert rds.hlen(keys.UNACKED) == 0
+
+
+def test_a_sweeper_killed_holding_the_restore_lock_stops_restores_for_seconds_not_minutes(
+    redis_url: str, rds: redis.Redis
+) -> None:
+    from cato_mq.app import UNACKED_MUTEX_EXPIRE_S, celery_config
+    from cato_mq.settings import Settings
+
+    options = celery_config(Settings(redis_url=redis_url, visibility_timeout_s=0.2))["broker_transport_options"]
+    c = Connection(redis_url, transport=TRANSPORT, transport_options=options)
+    try:
+        publish(c, "q")
+        [orphan] = consume(c, ["q"])  # its worker dies: never acked
+        channel = orphan.channel
+        # what a sweeper killed mid-sweep leaves behind: the lock, with the configured expiry
+        assert rds.lock(channel.unacked_mutex_key, timeout=channel.unacked_mutex_expire).acquire(blocking=False)
+        time.sleep(0.3)  # past the visibility timeout: the message is due for a restore
+        channel.qos.restore_visible(interval=1)
+        assert rds.zcard(channel.unacked_index_key) == 1, "the held lock stops a sweep"
+        until = time.monotonic() + 3 * UNACKED_MUTEX_EXPIRE_S  # kombu's default held it 300 s
+        while rds.zcard(channel.unacked_index_key) and time.monotonic() < until:
+            channel.qos.restore_visible(interval=1)
+            time.sleep(0.1)
+        [again] = consume(c, ["q"])
+        assert again.headers[transport.ATTEMPT_HEADER] == 2
+        again.ack()
+    finally:
+        c.release()
