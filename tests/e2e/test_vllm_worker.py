@@ -143,10 +143,12 @@ def test_concurrent_requests_share_the_engine(fleet: Fleet) -> None:
     n = 8
     handles = [submit(_task("summarization", 128, prompt=f"def g{i}(): pass")) for i in range(n)]
     llm = [next(node for node in h.result(timeout=60).nodes if node.step == "llm") for h in handles]
-    # continuous batching: there is an instant when all of them are on the engine at once
-    # (one at a time, each would start only after the one before it ended)
-    last_start, first_end = max(x.started_at for x in llm), min(x.ended_at for x in llm)
-    assert last_start < first_end, f"the last began {last_start - first_end:.3f} s after the first ended"
+    # continuous batching: at some instant most of them are on the engine at once (one at a
+    # time, never more than one). Not all 8: on a loaded 2-core host one node now and then
+    # reaches its worker up to a second late (README, "The same on one core"), which would
+    # make this test about that, not about batching.
+    most_at_once = max(sum(y.started_at <= x.started_at < y.ended_at for y in llm) for x in llm)
+    assert most_at_once >= n // 2, f"at most {most_at_once} of {n} ran at once"
     assert all(x.detail["completion_tokens"] == 128 for x in llm)  # ignore_eos: each ran its whole budget
     assert len({x.worker for x in llm}) == 1
 
