@@ -184,8 +184,14 @@ def main(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal signals
         signals += 1
+        # set from another thread: the handler runs in the main thread, which may be inside
+        # stop.wait() holding the event's lock, and Event.set() here would wait on it forever
+        # (seen: `cato-mq up` ignoring SIGINT and SIGTERM, blocked on a futex)
+        threading.Thread(target=_wake, args=(signals > 1,), daemon=True).start()
+
+    def _wake(hurry: bool) -> None:
         stop.set()
-        if signals > 1:
+        if hurry:
             stack.hurry.set()
 
     local = None
