@@ -14,13 +14,15 @@ instead of admitting it:
   Nodes already in that tier are never demoted; they wait until one more request slows no
   admitted one below its need.
 * ``requeue``: this engine cannot take it now. The task republishes it at the head of its
-  tier queue, where any sibling replica may take it at once, and keeps its own thread slot
-  in ``wait_room`` until this engine could take the node (re-checked whenever an admitted
-  request leaves, and every ``RECHECK_S`` because needs change as deadlines near): the
-  worker takes no further message meanwhile, and holds none.
+  tier queue, where any sibling replica may take it at once, and the gate stays
+  ``closed``: the worker then takes no LLM node (its pops pass over them,
+  ``state.hold``) and goes on running nodes of other steps, until an admitted
+  request leaves (``leave`` says so) or the hold expires (``state.hold.HOLD_S``), when it
+  looks at the head LLM node again.
 
-So the node is never pinned to a replica that cannot run it. The simulator's
-``cato_mq.sim.admission.pick`` leaves a refused node in the shared queue the same way.
+So the node is never pinned to a replica that cannot run it, and no thread waits for room.
+The simulator's ``cato_mq.sim.admission.pick`` leaves a refused node in the shared queue the
+same way.
 """
 
 from __future__ import annotations
@@ -32,10 +34,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cato_mq.policy import admission
-
-#: Needs change with time alone (deadlines near), so a waiting node re-checks this often
-#: even when no admitted request leaves: about one decode step of a 7B model.
-RECHECK_S = 0.02
 
 
 class Verdict(StrEnum):
@@ -80,41 +78,28 @@ class Gate:
         self._first_token = first_token
         self._clock = clock
         self._admitted: set[Ticket] = set()
-        self._cond = threading.Condition()
-        #: thread slots kept in ``wait_room`` right now (the heartbeat's view of the gate)
-        self.waiting = 0
+        self._lock = threading.Lock()
+        #: a node was refused for want of room, and none admitted or left since
+        self.closed = False
 
     @property
     def admitted(self) -> int:
         return len(self._admitted)
 
     def enter(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool) -> Verdict:
-        """Admit the node now, or say why not; never waits."""
+        """Admit the node now, or say why not; never waits. A refusal for want of room
+        closes the gate; an admission opens it."""
         ticket.best_effort = not demotable
-        with self._cond:
+        with self._lock:
             verdict = self._decide(ticket, lost, demotable)
             if verdict is Verdict.admitted:
                 for t in self._admitted:
                     t.shared = True
                 ticket.shared = bool(self._admitted)
                 self._admitted.add(ticket)
+            if verdict is not Verdict.demote:
+                self.closed = verdict is Verdict.requeue
             return verdict
-
-    def wait_room(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool, max_wait_s: float) -> bool:
-        """Block until ``enter`` would not refuse ``ticket`` for want of room (it would
-        admit or demote it), or ``max_wait_s`` passed; admits nothing. True if room came."""
-        give_up = time.monotonic() + max_wait_s
-        with self._cond:
-            self.waiting += 1
-            try:
-                while self._decide(ticket, lost, demotable) is Verdict.requeue:
-                    left = give_up - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._cond.wait(min(RECHECK_S, left))
-                return True
-            finally:
-                self.waiting -= 1
 
     def _decide(self, ticket: Ticket, lost: Callable[[float], bool], demotable: bool) -> Verdict:
         now = self._clock()
@@ -144,7 +129,10 @@ class Gate:
             ticket.first_due(), firsts,
         )
 
-    def leave(self, ticket: Ticket) -> None:
-        with self._cond:
+    def leave(self, ticket: Ticket) -> bool:
+        """The node is off the engine. True if that opened the gate: the worker takes LLM
+        nodes again (``state.hold.LlmHold.open``)."""
+        with self._lock:
             self._admitted.discard(ticket)
-            self._cond.notify_all()
+            opened, self.closed = self.closed, False
+            return opened

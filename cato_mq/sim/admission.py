@@ -11,8 +11,9 @@
   runs only when no other node waits and one more request makes no admitted one late.
   A node no replica can take stays in the shared queue, where the next replica with room
   finds it: the runtime's gate hands such a node back to the head of its queue
-  (``workers.gate``) instead of holding it. (The runtime weighs one node per pop, the head;
-  this window of 20 is SABER's.)
+  (``workers.gate``) instead of holding it, and that worker's pops then pass over LLM
+  nodes to take nodes of other steps until its engine has room (``state.hold``).
+  (The runtime weighs one LLM node per pop, the head; this window of 20 is SABER's.)
 """
 
 from __future__ import annotations

@@ -182,6 +182,12 @@ def bell(queue_name: str) -> str:
     return f"{PREFIX}:bell:{queue_name}"
 
 
+def llm_hold(consumer: str) -> str:
+    """Set (with a short expiry) while a worker's cato+ gate could admit no LLM node: that
+    worker's pops pass over LLM nodes (``state.hold``). ``consumer`` is per process."""
+    return f"{PREFIX}:llm-hold:{consumer}"
+
+
 def dead() -> str:
     """Stream of dead letters: messages no worker can run, with reason, queue and time."""
     return f"{PREFIX}:dead"

@@ -20,6 +20,14 @@ provisioner all use it. What it changes, and why:
   that finds everything empty clears the doorbells, so stale rings cost nothing, and a
   message that came without a ring (an older publisher, a restore) is found within
   ``brpop_timeout``.
+* **Held-back LLM nodes.** A worker whose cato+ gate has just refused a node for want of
+  room sets its process's hold key (``state.hold``, a short expiry); while it is set, the pop
+  passes over LLM nodes, looking at up to ``admission.WINDOW`` messages of each list, and
+  takes the first node of another step (retrieval, validation) instead: the refused node
+  waits at the head of its queue for a sibling, or for this worker once an admitted
+  request leaves (``hold.LlmHold.open`` clears the key and rings the consumer's own doorbell).
+  A pop that passed over LLM nodes only leaves the doorbells rung, and its consumer
+  looks again after ``HOLD_S`` at most.
 * **Poison.** Whatever is not a well-formed node message is buried in the dead letters
   (``state.dead``) and, where its request can be named, fails that request; the worker
   goes on. Undecodable and oversize items are buried by the pop script itself; the rest
@@ -54,8 +62,10 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from cato_mq.policy import admission
 from cato_mq.state import dead, keys, scripts, tags
 from cato_mq.state.envelope import screened
+from cato_mq.state.hold import HOLD_S, llm_hold
 from cato_mq.state.ledger import Failed, Ledger
 from cato_mq.state.publish import BELL_CAP, BELL_TTL_S, EPOCH_TTL_S, PUT, BacklogFull, current_bound, set_epoch
 
@@ -78,19 +88,30 @@ NOT_POISON: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.Time
 #: Bytes of an oversize message kept in its dead letter.
 OVERSIZE_KEPT = 4096
 _POP = dead.BURY_FUNCTION + """
--- KEYS: unacked, unacked index, dead, dead counts, the n lists in service order, the bells
+-- KEYS: unacked, unacked index, dead, dead counts, the n lists in service order, the hold
+-- key, the bells
 -- ARGV: tag, now ('': Redis's clock), max bytes, attempt prefix, attempt ttl, n, then per list:
--- queue, tracked, then the cancel marker prefix
+-- queue, tracked, then the cancel marker prefix, then the window looked at while held
 local n = tonumber(ARGV[6])
 local now = ARGV[2]
 if now == '' then
   local t = redis.call('TIME')
   now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
+local window = 0  -- 0: take each list's head; else pass over LLM nodes among the first window
+if redis.call('EXISTS', KEYS[5 + n]) == 1 then window = tonumber(ARGV[8 + 2 * n]) end
+local passed = false
 for i = 1, n do
   local list, queue, tracked = KEYS[4 + i], ARGV[5 + 2 * i], ARGV[6 + 2 * i]
-  local item = redis.call('LINDEX', list, -1)
-  if item then
+  local items
+  if window > 0 and tracked ~= '0' then
+    items = redis.call('LRANGE', list, -window, -1)  -- the next one popped is the last
+  else
+    items = {redis.call('LINDEX', list, -1)}
+    if not items[1] then items = {} end
+  end
+  for j = #items, 1, -1 do
+    local item = items[j]
     if tracked == '0' then
       redis.call('RPOP', list)
       return {list, item, 0}
@@ -106,26 +127,33 @@ for i = 1, n do
         kept = string.sub(item, 1, {OVERSIZE_KEPT})
       end
       bury(KEYS[3], KEYS[4], kind, reason, queue, list, now, '', kept)
-      redis.call('RPOP', list)
+      redis.call('LREM', list, -1, item)
       -- the tail, where kombu's envelope has its headers: the request may be named there
       return {list, string.sub(item, -{OVERSIZE_KEPT}), -1, kind, reason}
     end
-    redis.call('HSET', KEYS[1], ARGV[1], '[' .. item .. ',"",' .. cjson.encode(queue) .. ']')
-    redis.call('ZADD', KEYS[2], now, ARGV[1])
-    redis.call('RPOP', list)
-    local attempt, cancelled = 0, 0
     local headers = message['headers']
-    if type(headers) == 'table' and type(headers['id']) == 'string' then
-      attempt = redis.call('INCR', ARGV[4] .. headers['id'])
-      redis.call('EXPIRE', ARGV[4] .. headers['id'], ARGV[5])
-      -- a node of a cancelled request is delivered marked, and skipped (state.cancel)
-      local rid = string.match(headers['id'], '^({HEX32})%-')
-      if rid and redis.call('EXISTS', ARGV[7 + 2 * n] .. rid) == 1 then cancelled = 1 end
+    local id = nil
+    if type(headers) == 'table' and type(headers['id']) == 'string' then id = headers['id'] end
+    if window > 0 and id and string.sub(id, -4) == '-llm' then
+      passed = true
+    else
+      redis.call('HSET', KEYS[1], ARGV[1], '[' .. item .. ',"",' .. cjson.encode(queue) .. ']')
+      redis.call('ZADD', KEYS[2], now, ARGV[1])
+      if j == #items then redis.call('RPOP', list) else redis.call('LREM', list, -1, item) end
+      local attempt, cancelled = 0, 0
+      if id then
+        attempt = redis.call('INCR', ARGV[4] .. id)
+        redis.call('EXPIRE', ARGV[4] .. id, ARGV[5])
+        -- a node of a cancelled request is delivered marked, and skipped (state.cancel)
+        local rid = string.match(id, '^({HEX32})%-')
+        if rid and redis.call('EXISTS', ARGV[7 + 2 * n] .. rid) == 1 then cancelled = 1 end
+      end
+      return {list, item, attempt, cancelled}
     end
-    return {list, item, attempt, cancelled}
   end
 end
-for i = 5 + n, #KEYS do redis.call('DEL', KEYS[i]) end
+if passed then return 0 end  -- LLM nodes wait, held back: the doorbells stay rung
+for i = 6 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return false
 """.replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{HEX32}", "%x" * 32)  # not an f-string: Lua has braces
 
@@ -185,15 +213,26 @@ class QoS(kombu_redis.QoS):
             super().append(message, delivery_tag)
 
     def ack(self, delivery_tag: str) -> None:
-        virtual.QoS.ack(self, delivery_tag)  # first: a failed Redis call must not keep the slot
+        self._release(delivery_tag)  # first: a failed Redis call must not keep the slot
         self._remove_from_indices(delivery_tag).execute()
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
-        virtual.QoS.ack(self, delivery_tag)
+        self._release(delivery_tag)
         if requeue:
             self.restore_by_tag(delivery_tag, leftmost=True)
         else:
             self._remove_from_indices(delivery_tag).execute()
+
+    def _release(self, delivery_tag: str) -> None:
+        """Give the delivery's slot back, and wake the consumer's event loop if that slot was
+        the one it lacked. Nodes ack from the pool's threads, and a loop out of credit polls
+        no queue: nothing else would wake it before its next timer, up to 10 s away (kombu's
+        ``Hub.fire_timers``), while every slot but this one's stayed free."""
+        out_of_credit = not self.can_consume()
+        virtual.QoS.ack(self, delivery_tag)
+        loop = getattr(self.channel.connection, "event_loop", None)
+        if out_of_credit and loop is not None:
+            loop.call_soon(_nothing)  # from another thread, this interrupts the loop's poll
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -241,6 +280,7 @@ class Channel(kombu_redis.Channel):
         self._recorded: set[str] = set()
         self._untracked: set[str] = set()
         self._idle = False  # the last pop found every list empty: wait on the doorbells
+        self._held = False  # ... or only LLM nodes, held back (``LlmHold``): wait HOLD_S at most
         self._bell_wait = False  # the command in flight is the doorbells' BLPOP
         self._popping: tuple[str, list[str]] = ("", [])  # tag and queues of the pop in flight
         self._pop_sha = ""
@@ -274,11 +314,13 @@ class Channel(kombu_redis.Channel):
         self._bell_wait = self._idle
         if self._bell_wait:
             wait = self.brpop_timeout if timeout is None else timeout
+            if self._held:  # the hold expires by itself: look again by then
+                wait = min(wait or HOLD_S, HOLD_S)
             # the pop goes out with the wait, in one write: Redis runs it the moment the wait
             # ends (rung or timed out), so a woken consumer gets its message without a second
             # round trip; it takes its time from Redis, as it runs up to a wait after it is sent
             connection.send_packed_command(connection.pack_commands([
-                ("BLPOP", *[keys.bell(q) for q in queues], wait or 0),
+                ("BLPOP", *[keys.bell(q) for q in queues], llm_hold.bell, wait or 0),
                 self._pop_command(list(queues), server_time=True),
             ]))
         else:
@@ -294,7 +336,7 @@ class Channel(kombu_redis.Channel):
         if shape is None:  # the same few queue lists every time: built once per list of queues
             lists = [(self._q_for_pri(q, pri), q) for pri in self.priority_steps for q in queues]
             names = [self.unacked_key, self.unacked_index_key, keys.dead(), keys.dead_counts(),
-                     *[name for name, _ in lists], *[keys.bell(q) for q in queues]]
+                     *[name for name, _ in lists], llm_hold.key, *[keys.bell(q) for q in queues], llm_hold.bell]
             per_list: list[Any] = []
             for _, q in lists:
                 per_list += [q, "0" if q in self._untracked else "1"]
@@ -302,7 +344,7 @@ class Channel(kombu_redis.Channel):
         n_names, names, n_lists, per_list = shape
         now = "" if server_time else repr(time())
         return ["EVALSHA", self._pop_sha, n_names, *names, tag, now, self.max_message_bytes,
-                keys.attempt_prefix(), self.attempt_ttl, n_lists, *per_list, keys.cancel_prefix()]
+                keys.attempt_prefix(), self.attempt_ttl, n_lists, *per_list, keys.cancel_prefix(), admission.WINDOW]
 
     def _reply(self, command: str, **options: Any) -> Any:
         connection = self.client.connection
@@ -332,6 +374,7 @@ class Channel(kombu_redis.Channel):
             self._flush_brpop_reauth()
 
     def _on_pop(self, reply: Any) -> bool:
+        self._held = reply == 0  # only held-back LLM nodes wait (``LlmHold``)
         if not reply:
             self._idle = True
             raise Empty()
@@ -496,5 +539,15 @@ class Channel(kombu_redis.Channel):
         super().close()
 
 
+def _nothing() -> None:
+    """The callback of a wake-up: the loop's next tick (``on_poll_start``) does the work."""
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+    #: the event loop consuming this transport (Celery's hub), which acks wake (``QoS._release``)
+    event_loop: Any = None
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        self.event_loop = loop
+        super().register_with_event_loop(connection, loop)

@@ -29,3 +29,14 @@ def test_simulate_refuses_an_unknown_system(capsys: pytest.CaptureFixture[str]) 
 def test_simulate_without_a_trace_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--workload", "azure", "--data", str(tmp_path)]) == 2
     assert "no Azure trace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value", "why"), [("--vllm-slots", "17", "must be 1 to 16"),
+                                                    ("--vllm-slots", "eight", "is not a whole number"),
+                                                    ("--vllm-rates", "10,-5", "must be positive")])
+def test_bench_goodput_refuses_bad_vllm_sizes(flag: str, value: str, why: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench-goodput", "--vllm", flag, value])
+    assert exit_.value.code == 2
+    assert why in capsys.readouterr().err

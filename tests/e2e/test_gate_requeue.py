@@ -2,8 +2,8 @@
 
 Real Redis, real sim-engine worker processes. Worker A runs a request that one more request
 beside it would make late, so A's gate refuses the next node; the node goes back to the
-head of its tier queue while A keeps only a thread slot, and worker B, started once the
-node is back in Redis, runs it.
+head of its tier queue while A takes no LLM node until it has room, and worker B, started
+once the node is back in Redis, runs it.
 """
 
 from __future__ import annotations

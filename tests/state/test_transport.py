@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ import redis
 from kombu import Connection, Consumer, Producer, Queue
 from kombu.message import Message
 
-from cato_mq.state import keys, transport
+from cato_mq.state import hold, keys, transport
 from cato_mq.state.publish import published_epoch
 
 TRANSPORT = "cato_mq.state.transport:Transport"
@@ -102,6 +103,36 @@ def test_strict_order_across_queues_and_priorities(conn: Connection) -> None:
     publish(conn, "p.violated", priority=0, task_id="violated")
     got = consume(conn, ["p.violated", "p.at_risk", "p.safe"], count=3)
     assert [m.headers["id"] for m in got] == ["violated", "at_risk", "safe"]
+
+
+def test_a_held_worker_passes_over_llm_nodes_to_the_next_other_step(conn: Connection, rds: redis.Redis) -> None:
+    # cato+'s gate refused an LLM node for want of room: the worker goes on with nodes of
+    # other steps, and leaves the LLM nodes at the head of the queue for a sibling
+    llm = [publish(conn, "q", task_id=f"{c * 32}-1-llm") for c in "ab"]
+    retrieve = publish(conn, "q", task_id=f"{'c' * 32}-0-retrieve")
+    rds.set(hold.llm_hold.key, 1, px=30_000)  # what `close` sets, for longer than this test
+    try:
+        [message] = consume(conn, ["q"])
+        assert message.headers["id"] == retrieve
+        assert rds.hexists(keys.UNACKED, message.delivery_tag)  # taken as any pop takes
+        message.ack()
+        consume_nothing(conn, "q")  # LLM nodes only: nothing taken, both still queued
+        assert rds.llen("q") == 2 and rds.hlen(keys.UNACKED) == 0
+    finally:
+        hold.llm_hold.open(rds)
+    got = consume(conn, ["q"], count=2)
+    assert [m.headers["id"] for m in got] == llm  # in their order, none lost
+    for m in got:
+        m.ack()
+
+
+def test_a_hold_expires_by_itself(conn: Connection, rds: redis.Redis) -> None:
+    hold.llm_hold.close(rds)
+    assert 0 < rds.pttl(hold.llm_hold.key) <= hold.HOLD_S * 1000
+    llm = publish(conn, "q", task_id=f"{'a' * 32}-1-llm")
+    [message] = consume(conn, ["q"])  # a worker that never opens it looks again after HOLD_S
+    assert message.headers["id"] == llm
+    message.ack()
 
 
 def test_an_idle_consumer_wakes_on_the_doorbell(redis_url: str, rds: redis.Redis) -> None:
@@ -238,3 +269,57 @@ def test_a_sweeper_killed_holding_the_restore_lock_stops_restores_for_seconds_no
         again.ack()
     finally:
         c.release()
+
+
+def test_an_ack_from_a_task_thread_wakes_a_loop_that_was_out_of_credit(redis_url: str, rds: redis.Redis) -> None:
+    # Celery's worker consumes in kombu's event loop and acks from its pool's threads. With
+    # every slot taken (prefetch 1 here) the loop polls no queue, so only a wake-up from
+    # the ack gets the next message taken before the loop's next timer. Here that timer is
+    # 8 s away; in a worker it is kombu's 1-s binding refresh (cancelled here so that the
+    # two outcomes are seconds apart), or up to 10 s with a kombu without it
+    from kombu.asynchronous import Hub
+    from kombu.asynchronous.timer import Timer
+
+    hub = Hub(Timer(max_interval=10.0))  # Celery's worker's (`celery.worker.components.Timer`)
+    timer_fired = threading.Event()
+    hub.call_later(8.0, timer_fired.set)
+    got: list[tuple[Message, bool]] = []
+    arrived = [threading.Event(), threading.Event()]
+
+    def on_message(_body: Any, message: Message) -> None:
+        got.append((message, timer_fired.is_set()))
+        arrived[len(got) - 1].set()
+
+    conn = Connection(redis_url, transport=TRANSPORT)
+    conn.register_with_event_loop(hub)
+    refresh = getattr(conn.transport.cycle, "_binding_expiry_tref", None)
+    if refresh is not None:  # a cancelled entry still wakes the loop once: take it out
+        hub.timer._queue[:] = [e for e in hub.timer._queue if e[2] is not refresh]
+        heapq.heapify(hub.timer._queue)
+    channel = conn.channel()
+    channel.basic_qos(0, 1, False)
+    Consumer(channel, [Queue("credit")], callbacks=[on_message]).consume()
+    publish(conn, "credit")
+    publish(conn, "credit")
+    stop = threading.Event()
+
+    def run() -> None:
+        loop = hub.create_loop()
+        while not stop.is_set():
+            next(loop)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert arrived[0].wait(10), "the first message never came"
+        got[0][0].ack()  # from this thread, as a task thread would
+        assert arrived[1].wait(20), "the second message never came"
+        assert not got[1][1], "the second message waited for the loop's next timer"
+    finally:
+        stop.set()
+        hub.call_soon(lambda: None)
+        thread.join(15)
+        channel.close()
+        conn.release()
+        hub.close()
+    assert not thread.is_alive()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from workers.gate import Gate, Ticket, Verdict
 
 NOW = 1000.0
@@ -36,37 +34,35 @@ def test_a_node_that_would_slow_an_admitted_one_below_its_need_is_refused_at_onc
     first = ticket(80, 1.0)  # needs 80 tokens/s: fine alone (100), not beside another (60)
     assert g.enter(first, never_lost, True) is Verdict.admitted
     assert g.enter(ticket(5, 60.0), never_lost, True) is Verdict.requeue
-    assert g.admitted == 1 and g.waiting == 0
+    assert g.admitted == 1
 
 
-def test_a_refused_node_keeps_a_slot_waiting_until_an_admitted_one_leaves_without_entering() -> None:
+def test_a_refusal_closes_the_gate_until_an_admitted_node_leaves() -> None:
+    g = gate()
+    first, second = ticket(80, 1.0), ticket(5, 60.0)
+    g.enter(first, never_lost, True)
+    assert not g.closed
+    assert g.enter(second, never_lost, True) is Verdict.requeue
+    assert g.closed  # the worker now passes over LLM nodes
+    assert g.leave(first) is True and not g.closed  # room came: it takes them again
+    assert g.enter(second, never_lost, True) is Verdict.admitted
+    assert g.leave(second) is False  # nothing was held back: no wake-up to send
+
+
+def test_an_admission_opens_a_closed_gate_and_a_demotion_leaves_it_as_it_was() -> None:
     g = gate()
     first = ticket(80, 1.0)
     g.enter(first, never_lost, True)
-    second = ticket(5, 60.0)
-    roomed: list[bool] = []
-    waiting = threading.Thread(target=lambda: roomed.append(g.wait_room(second, never_lost, True, 30.0)))
-    waiting.start()
-    while g.waiting == 0:  # the slot now waits for room
-        threading.Event().wait(0.001)
-    assert not roomed and g.admitted == 1
+    g.enter(ticket(5, 60.0), never_lost, True)
+    assert g.enter(ticket(5, 60.0), lambda now: True, True) is Verdict.demote
+    assert g.closed
     g.leave(first)
-    waiting.join(10)
-    assert roomed == [True] and g.admitted == 0  # room came; nothing was admitted for it
-    assert g.enter(second, never_lost, True) is Verdict.admitted
-
-
-def test_a_slot_waiting_for_room_gives_up_at_its_bound() -> None:
-    g = gate()
     g.enter(ticket(80, 1.0), never_lost, True)
-    assert g.wait_room(ticket(5, 60.0), never_lost, True, 0.0) is False
-    assert g.waiting == 0
-
-
-def test_a_slot_stops_waiting_once_its_node_is_lost() -> None:
-    g = gate()
-    g.enter(ticket(80, 1.0), never_lost, True)
-    assert g.wait_room(ticket(5, 60.0), lambda now: True, True, 30.0) is True  # the next taker demotes it
+    g.enter(ticket(5, 60.0), never_lost, True)
+    assert g.closed
+    roomy = Gate(lambda n: 1000.0, clock=lambda: NOW)  # a faster engine beside: admits anything
+    roomy.closed = True
+    assert roomy.enter(ticket(5, 60.0), never_lost, True) is Verdict.admitted and not roomy.closed
 
 
 def test_lost_nodes_are_demoted_and_best_effort_ones_are_not() -> None:

@@ -140,6 +140,8 @@ def main(args: argparse.Namespace, redis_url: str | None = None) -> int:
     chosen: dict[str, Any] = {"runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm}
     if getattr(args, "vllm_rates", None):
         chosen["vllm_rates"] = args.vllm_rates
+    if getattr(args, "vllm_slots", None):
+        chosen["vllm_slots"] = args.vllm_slots
     plan = dataclasses.replace(Plan.quick() if args.quick else Plan(), **chosen)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,9 @@ class Plan:
     #: on two cores the real engine copes with 12 req/s; 20 is past its knee
     vllm_rates: tuple[float, ...] = (8.0, 14.0, 20.0)
     vllm_duration_s: float = 20.0
-    vllm_slots: int = 8
+    #: the worker's slots on the one engine: as many as the engine batches (`POOL`'s
+    #: max_num_seqs), what `vllm serve` fills too, so both sides get the same capacity
+    vllm_slots: int = 16
     rt_replicas: int = 2
     rt_slots: int = 4
     rt_rate: float = 4.0

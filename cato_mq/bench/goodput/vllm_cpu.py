@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: The tiny model's pool: float32 (bf16 kernels are slow on CPUs without AMX), 16 sequences.
 POOL: dict[str, Any] = {"max_model_len": 2048, "max_num_seqs": 16, "dtype": "float32"}
 #: Batch sizes the profile measures decode speed at (up to the worker's slots).
-PROFILE_LEVELS = (1, 2, 4, 8)
+PROFILE_LEVELS = (1, 2, 4, 8, 16)
 #: Prompt characters kept: the tiny tokenizer averages over 2 characters a token, so with
 #: the template and the longest output (256) a request stays under 2,048 positions.
 MAX_PROMPT_CHARS = 2400
