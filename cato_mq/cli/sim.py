@@ -125,12 +125,14 @@ def _rate(text: str) -> float:
 
 
 def _slots(text: str) -> int:
+    from cato_mq.bench.goodput.vllm_cpu import POOL  # the bench engine's batch: its max_num_seqs
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 16:  # the bench engine's max_num_seqs (`goodput.vllm_cpu.POOL`)
-        raise argparse.ArgumentTypeError(f"must be 1 to 16, got {text}")
+    if not 1 <= value <= POOL["max_num_seqs"]:
+        raise argparse.ArgumentTypeError(f"must be 1 to {POOL['max_num_seqs']}, got {text}")
     return value
 
 
