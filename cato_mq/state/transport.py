@@ -22,8 +22,9 @@ provisioner all use it. What it changes, and why:
   ``brpop_timeout``.
 * **Held-back LLM nodes.** A worker whose cato+ gate has just refused a node for want of
   room sets its process's hold key (``state.hold``, a short expiry); while it is set, the pop
-  passes over LLM nodes, looking at up to ``admission.WINDOW`` messages of each list, and
-  takes the first node of another step (retrieval, validation) instead: the refused node
+  passes over LLM nodes among the first ``admission.WINDOW`` messages in service order (over
+  all lists; an LLM node is known by its raw header, before any decode), and takes the
+  first node of another step (retrieval, validation) instead: the refused node
   waits at the head of its queue for a sibling, or for this worker once an admitted
   request leaves (``hold.LlmHold.open`` clears the key and rings the consumer's own doorbell).
   A pop that passed over LLM nodes only leaves the doorbells rung, and its consumer
@@ -91,21 +92,36 @@ _POP = dead.BURY_FUNCTION + """
 -- KEYS: unacked, unacked index, dead, dead counts, the n lists in service order, the hold
 -- key, the bells
 -- ARGV: tag, now ('': Redis's clock), max bytes, attempt prefix, attempt ttl, n, then per list:
--- queue, tracked, then the cancel marker prefix, then the window looked at while held
+-- queue, tracked, then the cancel marker prefix, then the number of nodes looked at while held
 local n = tonumber(ARGV[6])
 local now = ARGV[2]
 if now == '' then
   local t = redis.call('TIME')
   now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
-local window = 0  -- 0: take each list's head; else pass over LLM nodes among the first window
-if redis.call('EXISTS', KEYS[5 + n]) == 1 then window = tonumber(ARGV[8 + 2 * n]) end
+-- held: pass over LLM nodes among the first `budget` nodes in service order, over all
+-- lists (not per list: a pop then copies at most that many messages into Lua)
+local held = redis.call('EXISTS', KEYS[5 + n]) == 1
+local budget = 0
+if held then budget = tonumber(ARGV[8 + 2 * n]) end
 local passed = false
+-- An LLM node known by its raw header, without decoding the whole message: kombu escapes
+-- every quote inside a string (the body is base64 besides), so a raw '"id": "' is a key of
+-- the envelope. A plain find runs in C; a pattern scan of the body would cost more than
+-- the decode it saves. Anything else falls through to the decode.
+local function raw_llm(item)
+  local at = string.find(item, '"id": "', 1, true)
+  return at ~= nil and string.find(item, '^{HEX32}%-%d+%-llm"', at + 7) ~= nil
+end
 for i = 1, n do
   local list, queue, tracked = KEYS[4 + i], ARGV[5 + 2 * i], ARGV[6 + 2 * i]
   local items
-  if window > 0 and tracked ~= '0' then
-    items = redis.call('LRANGE', list, -window, -1)  -- the next one popped is the last
+  if held and tracked ~= '0' then
+    items = {}
+    if budget > 0 then
+      items = redis.call('LRANGE', list, -budget, -1)  -- the next one popped is the last
+      budget = budget - #items
+    end
   else
     items = {redis.call('LINDEX', list, -1)}
     if not items[1] then items = {} end
@@ -116,39 +132,43 @@ for i = 1, n do
       redis.call('RPOP', list)
       return {list, item, 0}
     end
-    local ok, message = false, nil
-    if #item <= tonumber(ARGV[3]) then ok, message = pcall(cjson.decode, item) end
-    if not ok or type(message) ~= 'table' then
-      local kind, reason = 'undecodable', 'not a JSON object or array'
-      local kept = item
-      if #item > tonumber(ARGV[3]) then  -- kept in part: dead letters must not fill Redis
-        kind, reason = 'oversize', 'message of ' .. #item .. ' bytes; the limit is ' .. ARGV[3] ..
-          ' (its first {OVERSIZE_KEPT} bytes are kept here)'
-        kept = string.sub(item, 1, {OVERSIZE_KEPT})
-      end
-      bury(KEYS[3], KEYS[4], kind, reason, queue, list, now, '', kept)
-      redis.call('LREM', list, -1, item)
-      -- the tail, where kombu's envelope has its headers: the request may be named there
-      return {list, string.sub(item, -{OVERSIZE_KEPT}), -1, kind, reason}
-    end
-    local headers = message['headers']
-    local id = nil
-    if type(headers) == 'table' and type(headers['id']) == 'string' then id = headers['id'] end
-    if window > 0 and id and string.sub(id, -4) == '-llm' then
+    if held and raw_llm(item) then
       passed = true
     else
-      redis.call('HSET', KEYS[1], ARGV[1], '[' .. item .. ',"",' .. cjson.encode(queue) .. ']')
-      redis.call('ZADD', KEYS[2], now, ARGV[1])
-      if j == #items then redis.call('RPOP', list) else redis.call('LREM', list, -1, item) end
-      local attempt, cancelled = 0, 0
-      if id then
-        attempt = redis.call('INCR', ARGV[4] .. id)
-        redis.call('EXPIRE', ARGV[4] .. id, ARGV[5])
-        -- a node of a cancelled request is delivered marked, and skipped (state.cancel)
-        local rid = string.match(id, '^({HEX32})%-')
-        if rid and redis.call('EXISTS', ARGV[7 + 2 * n] .. rid) == 1 then cancelled = 1 end
+      local ok, message = false, nil
+      if #item <= tonumber(ARGV[3]) then ok, message = pcall(cjson.decode, item) end
+      if not ok or type(message) ~= 'table' then
+        local kind, reason = 'undecodable', 'not a JSON object or array'
+        local kept = item
+        if #item > tonumber(ARGV[3]) then  -- kept in part: dead letters must not fill Redis
+          kind, reason = 'oversize', 'message of ' .. #item .. ' bytes; the limit is ' .. ARGV[3] ..
+            ' (its first {OVERSIZE_KEPT} bytes are kept here)'
+          kept = string.sub(item, 1, {OVERSIZE_KEPT})
+        end
+        bury(KEYS[3], KEYS[4], kind, reason, queue, list, now, '', kept)
+        redis.call('LREM', list, -1, item)
+        -- the tail, where kombu's envelope has its headers: the request may be named there
+        return {list, string.sub(item, -{OVERSIZE_KEPT}), -1, kind, reason}
       end
-      return {list, item, attempt, cancelled}
+      local headers = message['headers']
+      local id = nil
+      if type(headers) == 'table' and type(headers['id']) == 'string' then id = headers['id'] end
+      if held and id and string.sub(id, -4) == '-llm' then
+        passed = true
+      else
+        redis.call('HSET', KEYS[1], ARGV[1], '[' .. item .. ',"",' .. cjson.encode(queue) .. ']')
+        redis.call('ZADD', KEYS[2], now, ARGV[1])
+        if j == #items then redis.call('RPOP', list) else redis.call('LREM', list, -1, item) end
+        local attempt, cancelled = 0, 0
+        if id then
+          attempt = redis.call('INCR', ARGV[4] .. id)
+          redis.call('EXPIRE', ARGV[4] .. id, ARGV[5])
+          -- a node of a cancelled request is delivered marked, and skipped (state.cancel)
+          local rid = string.match(id, '^({HEX32})%-')
+          if rid and redis.call('EXISTS', ARGV[7 + 2 * n] .. rid) == 1 then cancelled = 1 end
+        end
+        return {list, item, attempt, cancelled}
+      end
     end
   end
 end

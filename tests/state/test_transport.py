@@ -16,6 +16,7 @@ import redis
 from kombu import Connection, Consumer, Producer, Queue
 from kombu.message import Message
 
+from cato_mq.policy import admission
 from cato_mq.state import hold, keys, transport
 from cato_mq.state.publish import published_epoch
 
@@ -124,6 +125,46 @@ def test_a_held_worker_passes_over_llm_nodes_to_the_next_other_step(conn: Connec
     assert [m.headers["id"] for m in got] == llm  # in their order, none lost
     for m in got:
         m.ack()
+
+
+def test_a_held_worker_knows_an_llm_node_by_its_own_header_only(conn: Connection, rds: redis.Redis) -> None:
+    # the held pop matches a raw `"id": "<request>-<n>-llm"` before decoding: a node of
+    # another step that merely carries such text (in a header's string, as Celery's argsrepr
+    # does) is still taken
+    lookalike = f'{{"id": "{"b" * 32}-1-llm"}}'
+    with conn.channel() as channel:
+        Producer(channel).publish([[lookalike], {}, {}], routing_key="q", serializer="json",
+                                  headers={"task": "t", "id": f"{'c' * 32}-0-retrieve", "argsrepr": lookalike})
+    rds.set(hold.llm_hold.key, 1, px=30_000)
+    try:
+        [message] = consume(conn, ["q"])
+        assert message.headers["id"] == f"{'c' * 32}-0-retrieve"
+        message.ack()
+    finally:
+        hold.llm_hold.open(rds)
+
+
+def test_a_held_pop_looks_at_the_first_window_of_nodes_over_all_lists(conn: Connection, rds: redis.Redis) -> None:
+    # the budget is admission.WINDOW nodes in service order, not that many per list: a pop
+    # copies at most that many messages, however deep the backlog
+    order = ["w.violated", "w.at_risk", "w.safe"]
+    llm = [publish(conn, order[i % 2], task_id=f"{i:032x}-1-llm") for i in range(admission.WINDOW)]
+    retrieve = publish(conn, "w.safe", task_id=f"{'c' * 32}-0-retrieve")
+    rds.set(hold.llm_hold.key, 1, px=30_000)
+    try:
+        with pytest.raises(TimeoutError):  # behind the window: not looked at while held
+            consume(conn, order, timeout=1.5)
+        hold.llm_hold.open(rds)
+        [first] = consume(conn, order)
+        assert first.headers["id"] == llm[0]
+        first.ack()
+        rds.set(hold.llm_hold.key, 1, px=30_000)
+        [message] = consume(conn, order)  # now within the window
+        assert message.headers["id"] == retrieve
+        message.ack()
+        assert rds.llen("w.violated") + rds.llen("w.at_risk") == admission.WINDOW - 1
+    finally:
+        hold.llm_hold.open(rds)
 
 
 def test_a_hold_expires_by_itself(conn: Connection, rds: redis.Redis) -> None:
