@@ -16,7 +16,7 @@ from typing import Any
 
 from cato_mq import app
 from cato_mq.policy.admission import lost, shed
-from cato_mq.policy.tiers import PRIORITY, Tier, tier_for
+from cato_mq.policy.tiers import PRIORITY, Tier, message_priority, tier_for
 from cato_mq.settings import get_settings
 from cato_mq.state import keys, registry
 from cato_mq.state.pool import Observer
@@ -68,4 +68,5 @@ def destination(kwargs: Mapping[str, Any], routing: str, on_lost: str = "serve")
         tier = Tier.violated if doomed else Tier.best_effort
     else:
         tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], now)
-    return {"queue": keys.queue(pool, tier), "priority": PRIORITY[tier]}
+    priority = message_priority(tier, bool(kwargs.get("ttft")), within_tier=routing == "cato+")
+    return {"queue": keys.queue(pool, tier), "priority": priority}

@@ -69,7 +69,9 @@ def test_snapshot_is_one_round_trip_and_cached(rds: redis.Redis) -> None:
     second = obs.pool("default")
     after = commands()
     assert first is second
-    assert after - before - idle == 12 + 2  # 12 LLENs + 2 HGETALLs, pipelined
+    # one LLEN per list of the three tiers a node may wait behind (7 priority steps: 21), and
+    # 2 HGETALLs, pipelined
+    assert after - before - idle == 3 * len(keys.PRIORITY_STEPS) + 2 == 23
 
 
 def test_fifo_routing_by_configuration_puts_every_node_in_the_safe_tier(
@@ -97,7 +99,9 @@ def test_cato_plus_sends_lost_nodes_to_best_effort(rds: redis.Redis, monkeypatch
     hopeless = {**feasible, "rest": 10.0}  # 10 s of work left alone, 5 s to go
     decided = {**feasible, "rest": 0.0}  # a TTFT request past its first token
     late = {**feasible, "deadline": now - 1.0}  # node late, request still feasible: violated
-    assert route(NODE_TASK, (), feasible, {}) == {"queue": "default.safe", "priority": 6}
+    # within its tier, a node of an E2E request waits one priority step behind TTFT ones
+    assert route(NODE_TASK, (), feasible, {}) == {"queue": "default.safe", "priority": 7}
+    assert route(NODE_TASK, (), {**feasible, "ttft": True}, {}) == {"queue": "default.safe", "priority": 6}
     assert route(NODE_TASK, (), hopeless, {}) == {"queue": "default.best_effort", "priority": 9}
     assert route(NODE_TASK, (), decided, {}) == {"queue": "default.best_effort", "priority": 9}
     assert route(NODE_TASK, (), late, {})["queue"] == "default.violated"  # type: ignore[index]
@@ -106,6 +110,7 @@ def test_cato_plus_sends_lost_nodes_to_best_effort(rds: redis.Redis, monkeypatch
     monkeypatch.setenv("CATO_ROUTING", "cato")
     cato_app.reset()
     assert route(NODE_TASK, (), hopeless, {})["queue"] == "default.safe"  # type: ignore[index]
+    assert route(NODE_TASK, (), feasible, {})["priority"] == 6  # type: ignore[index]  # CATO's tiers alone
 
 
 def test_cato_plus_sends_a_ttft_node_to_be_shed_to_the_violated_tier(

@@ -71,9 +71,12 @@ class Ticket:
 class Gate:
     def __init__(
         self, speed: Callable[[int], float], clock: Callable[[], float] = time.time,
-        first_token: Callable[[int, int], float] | None = None,
+        first_token: Callable[[int, int], float] | None = None, batch: int | None = None,
     ) -> None:
         self._speed = speed  # tokens/s per request with n requests on the engine
+        #: the engine's batch (max_num_seqs): a request admitted past it would wait inside the
+        #: engine, where no sibling can take it, while the model counts it as decoding
+        self._batch = batch
         #: seconds until a prefill step of t tokens ends with n on the engine (None: no check)
         self._first_token = first_token
         self._clock = clock
@@ -106,6 +109,8 @@ class Gate:
         need = ticket.need(now)
         if demotable and (need > self._speed(1) or self._prefill_hopeless(ticket, now) or lost(now)):
             return Verdict.demote
+        if self._batch is not None and len(self._admitted) >= self._batch:
+            return Verdict.requeue
         running = [t.need(now) for t in self._admitted]
         if self._prefill_fits(ticket, now) and admission.choose([need], running, self._speed) is not None:
             return Verdict.admitted

@@ -64,7 +64,8 @@ class Replica:
         self.speed = speed
         #: cato+ only: SABER-style admission in front of the engine
         self.gate = (
-            Gate(speed.per_request, first_token=speed.first_token_s) if speed and settings.routing == "cato+" else None
+            Gate(speed.per_request, first_token=speed.first_token_s, batch=speed.profile.max_num_seqs)
+            if speed and settings.routing == "cato+" else None
         )
         self._inflight = 0
         #: ``ready`` while consuming; ``draining`` once an agent cancelled its consumers

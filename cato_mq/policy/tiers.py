@@ -25,6 +25,22 @@ class Tier(StrEnum):
 #: Redis message priority per tier (0 is served first). Routing to the tier queue *and*
 #: setting this priority keeps strict order even if a worker lists its queues wrongly.
 PRIORITY: dict[Tier, int] = {Tier.violated: 0, Tier.at_risk: 3, Tier.safe: 6, Tier.best_effort: 9}
+
+
+def message_priority(tier: Tier, ttft: bool, within_tier: bool = True) -> int:
+    """A node's Redis message priority: its tier's, and under cato+ (``within_tier``) one
+    step more for a node of an E2E request. A TTFT request's SLA path ends at its first
+    token, one prefill; an E2E request's runs through its whole decode. So within a tier the
+    node whose SLA costs the engine least goes first: under overload that meets more SLAs
+    per engine-second (shortest remaining SLA work first). Best effort keeps one step."""
+    if not within_tier or ttft or tier is Tier.best_effort:
+        return PRIORITY[tier]
+    return PRIORITY[tier] + 1
+
+
+#: kombu's Redis transport splits a queue into one list per priority step: one per message
+#: priority, so each (tier, SLA metric) has a list of its own, served in this order.
+PRIORITY_STEPS: tuple[int, ...] = tuple(sorted({message_priority(t, ttft) for t in Tier for ttft in (True, False)}))
 #: Width of one tier's band of engine priorities: a deadline in ms since the epoch stays
 #: below it until the year 2286, and four bands stay far inside vLLM's int64.
 ENGINE_BAND = 10**13

@@ -2,9 +2,11 @@
 
 * ``Tiered`` (cato, cato+, fifo): the runtime's pool queues. Workers pull when a batch
   slot frees, strictly violated > at_risk > safe (> best_effort for cato+), FIFO within a
-  tier. A node published while several replicas have free slots goes to the one that has
-  waited longest (Redis serves the client blocked longest in ``BRPOP``). ``fifo`` is the
-  same with one tier: what the runtime does with ``CATO_ROUTING=fifo``.
+  tier, where cato+ serves nodes of TTFT requests before those of E2E requests
+  (``tiers.message_priority``: one FIFO per message priority, as Redis has one list). A
+  node published while several replicas have free slots goes to the one that has waited
+  longest (Redis serves the client blocked longest in ``BRPOP``). ``fifo`` is the same
+  with one tier: what the runtime does with ``CATO_ROUTING=fifo``.
 * ``PowerOfTwo`` (queue-length, Ray Serve's router): one pending FIFO; a node goes to the
   less loaded (in flight) of two replicas drawn at random among those with a free slot,
   else waits for the first slot to free.
@@ -17,11 +19,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from cato_mq.policy.tiers import Tier
+from cato_mq.policy.tiers import PRIORITY_STEPS, Tier, message_priority
 from cato_mq.sim.replica import Job, SimReplica
-
-#: Service order of the tier queues; best_effort only exists under cato+ admission.
-ORDER: tuple[str, ...] = tuple(t.value for t in Tier)
 
 
 class FreeSet:
@@ -65,14 +64,21 @@ class FreeSet:
 
 
 class Tiered:
-    def __init__(self) -> None:
-        self.queues: dict[str, deque[Job]] = {t: deque() for t in ORDER}
+    """One FIFO per message priority, served in priority order, as the Redis lists are."""
+
+    def __init__(self, within_tier: bool = False) -> None:
+        self.within_tier = within_tier  # cato+: TTFT before E2E within a tier
+        self.queues: dict[int, deque[Job]] = {p: deque() for p in PRIORITY_STEPS}
+
+    def _priority(self, job: Job) -> int:
+        return message_priority(Tier(job.tier), job.req.metric == "ttft", self.within_tier)
 
     def put(self, job: Job) -> None:
-        self.queues[job.tier].append(job)
+        self.queues[self._priority(job)].append(job)
 
     def count(self, tier: str) -> int:
-        return len(self.queues[tier])
+        steps = {message_priority(Tier(tier), ttft, self.within_tier) for ttft in (True, False)}
+        return sum(len(self.queues[p]) for p in steps)
 
     def total(self) -> int:
         return sum(len(q) for q in self.queues.values())
@@ -80,15 +86,15 @@ class Tiered:
     def head(self, limit: int) -> list[Job]:
         """The first ``limit`` waiting nodes in service order."""
         out: list[Job] = []
-        for t in ORDER:
-            for job in self.queues[t]:
+        for q in self.queues.values():  # built in priority order
+            for job in q:
                 if len(out) >= limit:
                     return out
                 out.append(job)
         return out
 
     def take(self, job: Job) -> None:
-        q = self.queues[job.tier]
+        q = self.queues[self._priority(job)]
         if q[0] is job:
             q.popleft()
         else:

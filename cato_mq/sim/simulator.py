@@ -66,7 +66,7 @@ class Simulation:
         self.replicas: list[SimReplica] = []  # not gone yet
         self._all: list[SimReplica] = []
         self.free = FreeSet()
-        self.queue = Tiered()
+        self.queue = Tiered(within_tier=self.queueing == "admission")
         self.rr = RoundRobin()
         # engine estimates stretch with the time scale; retrieval and validation are CPU work
         engine = {k: v * cfg.time_scale for k, v in cfg.profile.estimates().items()}

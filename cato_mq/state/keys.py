@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from bisect import bisect
 
-from cato_mq.policy.tiers import PRIORITY, Tier
+from cato_mq.policy.tiers import PRIORITY_STEPS as PRIORITY_STEPS  # re-exported: the lists a queue has
+from cato_mq.policy.tiers import Tier
 
 PREFIX = "cato"
 #: Tier names in strict service order (``best_effort`` holds nodes only under cato+).
 TIERS: tuple[str, ...] = tuple(t.value for t in Tier)
-#: kombu's Redis transport splits a queue into one list per priority step: one step per
-#: tier priority, so each tier's messages sit in a list of their own.
-PRIORITY_STEPS: tuple[int, ...] = tuple(sorted(set(PRIORITY.values())))
 PRIORITY_SEP = "\x06\x16"
 
 

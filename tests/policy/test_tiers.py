@@ -1,6 +1,14 @@
 import math
 
-from cato_mq.policy.tiers import PRIORITY, Tier, decide_tier, engine_priority, expected_wait
+from cato_mq.policy.tiers import (
+    PRIORITY,
+    PRIORITY_STEPS,
+    Tier,
+    decide_tier,
+    engine_priority,
+    expected_wait,
+    message_priority,
+)
 
 
 def test_violated_once_the_deadline_passed() -> None:
@@ -15,6 +23,19 @@ def test_at_risk_when_wait_plus_service_exceeds_slack() -> None:
 
 def test_priorities_order_tiers() -> None:
     assert PRIORITY[Tier.violated] < PRIORITY[Tier.at_risk] < PRIORITY[Tier.safe]
+
+
+def test_within_a_tier_ttft_nodes_go_first_and_every_tier_before_the_next() -> None:
+    order = [message_priority(t, ttft) for t in Tier for ttft in (True, False)]
+    assert order == sorted(order)  # violated ttft, violated e2e, at_risk ttft, ...
+    for t in Tier:
+        if t is not Tier.best_effort:
+            assert message_priority(t, True) < message_priority(t, False)
+    assert message_priority(Tier.best_effort, True) == message_priority(Tier.best_effort, False)
+    assert set(order) == set(PRIORITY_STEPS)  # each has a Redis list of its own
+    # cato's tiers alone (and fifo): one step per tier
+    assert {message_priority(t, ttft, within_tier=False) for t in Tier for ttft in (True, False)} == set(
+        PRIORITY.values())
 
 
 def test_no_wait_while_slots_are_free() -> None:

@@ -98,6 +98,22 @@ def test_cato_plus_serves_a_hopeless_request_last() -> None:
     assert res.outcomes[1].met and not res.outcomes[2].met
 
 
+def test_cato_plus_serves_a_ttft_node_before_an_earlier_e2e_node_of_the_same_tier() -> None:
+    # one slot, busy; then a summarization and a completion, both safe (loose SLAs): cato
+    # serves them first come first served, cato+ the completion first (its SLA needs only
+    # a prefill, the summarization's a whole decode)
+    reqs = [summ(Kind.summarization, 0.0, 300), summ(Kind.summarization, 0.1, 50),
+            summ(Kind.completion, 0.2, 5)]
+    cato = simulate(reqs, SimConfig("cato", replicas=1, slots=1))
+    plus = simulate(reqs, SimConfig("cato+", replicas=1, slots=1))
+
+    def first_token(res: scoring.Run, i: int) -> float:
+        return (res.outcomes[i].ttft_s or 0) + reqs[i].at
+
+    assert first_token(cato, 1) < first_token(cato, 2)
+    assert first_token(plus, 2) < first_token(plus, 1)
+
+
 def test_cato_plus_holds_a_long_prefill_until_a_waiting_first_token_is_out() -> None:
     # a long summarization keeps the engine stepping; a tight completion and then one with
     # a 3,000-token prompt arrive within one step. fifo prefills both in the next step, so

@@ -16,9 +16,10 @@ def test_snapshot_skips_stale_and_draining_replicas() -> None:
 
 
 def test_depths_sum_each_tiers_priority_lists() -> None:
-    lengths = [1, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 4]  # violated, at_risk, safe: four lists each
+    # violated, at_risk, safe: seven lists each (the priority steps of every tier)
+    lengths = [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0]
     assert depths(lengths, AHEAD) == {"violated": 1, "at_risk": 5, "safe": 4}
-    assert replies_for(keys.TIERS) == 16
+    assert replies_for(keys.TIERS) == 4 * 7 == 4 * len(keys.PRIORITY_STEPS)
 
 
 def test_queue_depths_count_messages_in_every_priority_list(rds: redis.Redis) -> None:

@@ -17,6 +17,7 @@ from kombu import Connection, Consumer, Producer, Queue
 from kombu.message import Message
 
 from cato_mq.policy import admission
+from cato_mq.policy.tiers import Tier, message_priority
 from cato_mq.state import hold, keys, transport
 from cato_mq.state.publish import published_epoch
 
@@ -104,6 +105,23 @@ def test_strict_order_across_queues_and_priorities(conn: Connection) -> None:
     publish(conn, "p.violated", priority=0, task_id="violated")
     got = consume(conn, ["p.violated", "p.at_risk", "p.safe"], count=3)
     assert [m.headers["id"] for m in got] == ["violated", "at_risk", "safe"]
+
+
+def test_the_apps_priority_steps_keep_e2e_nodes_behind_ttft_nodes_of_their_tier(redis_url: str) -> None:
+    from cato_mq.app import celery_config
+    from cato_mq.settings import Settings
+
+    options = celery_config(Settings(redis_url=redis_url))["broker_transport_options"]
+    c = Connection(redis_url, transport=TRANSPORT, transport_options=options)
+    try:
+        e2e = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, False))
+        ttft = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, True))
+        got = consume(c, ["t.violated", "t.at_risk"], count=2)
+        assert [m.headers["id"] for m in got] == [ttft, e2e]  # published later, served first
+        for m in got:
+            m.ack()
+    finally:
+        c.release()
 
 
 def test_a_held_worker_passes_over_llm_nodes_to_the_next_other_step(conn: Connection, rds: redis.Redis) -> None:

@@ -49,6 +49,17 @@ def test_a_refusal_closes_the_gate_until_an_admitted_node_leaves() -> None:
     assert g.leave(second) is False  # nothing was held back: no wake-up to send
 
 
+def test_no_more_requests_are_admitted_than_the_engine_batches() -> None:
+    g = Gate(lambda n: 1000.0, clock=lambda: NOW, batch=2)  # fast enough for any number
+    running = [ticket(5, 60.0), ticket(5, 60.0)]
+    for t in running:
+        assert g.enter(t, never_lost, True) is Verdict.admitted
+    third = ticket(5, 60.0)
+    assert g.enter(third, never_lost, True) is Verdict.requeue  # it would wait inside the engine
+    g.leave(running[0])
+    assert g.enter(third, never_lost, True) is Verdict.admitted
+
+
 def test_an_admission_opens_a_closed_gate_and_a_demotion_leaves_it_as_it_was() -> None:
     g = gate()
     first = ticket(80, 1.0)
