@@ -41,6 +41,7 @@ def message_priority(tier: Tier, ttft: bool, within_tier: bool = True) -> int:
 #: kombu's Redis transport splits a queue into one list per priority step: one per message
 #: priority, so each (tier, SLA metric) has a list of its own, served in this order.
 PRIORITY_STEPS: tuple[int, ...] = tuple(sorted({message_priority(t, ttft) for t in Tier for ttft in (True, False)}))
+
 #: Width of one tier's band of engine priorities: a deadline in ms since the epoch stays
 #: below it until the year 2286, and four bands stay far inside vLLM's int64.
 ENGINE_BAND = 10**13
