@@ -67,18 +67,20 @@ class Tiered:
     """One FIFO per message priority, served in priority order, as the Redis lists are."""
 
     def __init__(self, within_tier: bool = False) -> None:
-        self.within_tier = within_tier  # cato+: TTFT before E2E within a tier
         self.queues: dict[int, deque[Job]] = {p: deque() for p in PRIORITY_STEPS}
+        # looked up on every put, take and routing decision: built once (cato+: TTFT before
+        # E2E within a tier)
+        self._step = {(t.value, ttft): message_priority(t, ttft, within_tier) for t in Tier for ttft in (True, False)}
+        self._tier_steps = {t.value: sorted({self._step[t.value, ttft] for ttft in (True, False)}) for t in Tier}
 
     def _priority(self, job: Job) -> int:
-        return message_priority(Tier(job.tier), job.req.metric == "ttft", self.within_tier)
+        return self._step[job.tier, job.req.metric == "ttft"]
 
     def put(self, job: Job) -> None:
         self.queues[self._priority(job)].append(job)
 
     def count(self, tier: str) -> int:
-        steps = {message_priority(Tier(tier), ttft, self.within_tier) for ttft in (True, False)}
-        return sum(len(self.queues[p]) for p in steps)
+        return sum(len(self.queues[p]) for p in self._tier_steps[tier])
 
     def total(self) -> int:
         return sum(len(q) for q in self.queues.values())
