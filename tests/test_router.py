@@ -39,7 +39,7 @@ def test_route_reads_live_queue_depth_from_redis(rds: redis.Redis) -> None:
     assert route(NODE_TASK, (), kwargs, {}) == {"queue": "default.safe", "priority": 6}
 
     # five nodes queued behind two busy slots: about 1.5 s of waiting, over the 1 s slack
-    rds.rpush(keys.queue_lists("default", "safe")[2], *["m"] * 5)
+    rds.rpush(keys.queue_lists("default", "safe")[1], *["m"] * 5)
     observer().invalidate()
     kwargs["deadline"] = time.time() + 1.0
     assert route(NODE_TASK, (), kwargs, {}) == {"queue": "default.at_risk", "priority": 3}
@@ -69,9 +69,9 @@ def test_snapshot_is_one_round_trip_and_cached(rds: redis.Redis) -> None:
     second = obs.pool("default")
     after = commands()
     assert first is second
-    # one LLEN per list of the three tiers a node may wait behind (7 priority steps: 21), and
-    # 2 HGETALLs, pipelined
-    assert after - before - idle == 3 * len(keys.PRIORITY_STEPS) + 2 == 23
+    # one LLEN per list of the three tiers a node may wait behind (2 + 3 + 3), and 2
+    # HGETALLs, pipelined
+    assert after - before - idle == 8 + 2
 
 
 def test_fifo_routing_by_configuration_puts_every_node_in_the_safe_tier(

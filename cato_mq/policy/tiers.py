@@ -38,9 +38,14 @@ def message_priority(tier: Tier, ttft: bool, within_tier: bool = True) -> int:
     return PRIORITY[tier] + 1
 
 
-#: kombu's Redis transport splits a queue into one list per priority step: one per message
-#: priority, so each (tier, SLA metric) has a list of its own, served in this order.
-PRIORITY_STEPS: tuple[int, ...] = tuple(sorted({message_priority(t, ttft) for t in Tier for ttft in (True, False)}))
+#: The message priorities a tier's queue holds. kombu's Redis transport splits a queue into
+#: one list per priority step; a tier queue has a list for each of its own steps only, so a
+#: worker's pop names 7 lists for a pool, not 4 tiers x 7 steps (``state.keys``).
+TIER_STEPS: dict[Tier, tuple[int, ...]] = {
+    t: tuple(sorted({message_priority(t, ttft) for ttft in (True, False)})) for t in Tier
+}
+#: Every message priority: each (tier, SLA metric) has a list of its own, served in this order.
+PRIORITY_STEPS: tuple[int, ...] = tuple(sorted({step for steps in TIER_STEPS.values() for step in steps}))
 
 #: Width of one tier's band of engine priorities: a deadline in ms since the epoch stays
 #: below it until the year 2286, and four bands stay far inside vLLM's int64.

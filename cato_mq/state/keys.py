@@ -6,11 +6,12 @@ from __future__ import annotations
 from bisect import bisect
 
 from cato_mq.policy.tiers import PRIORITY_STEPS as PRIORITY_STEPS  # re-exported: the lists a queue has
-from cato_mq.policy.tiers import Tier
+from cato_mq.policy.tiers import TIER_STEPS, Tier
 
 PREFIX = "cato"
 #: Tier names in strict service order (``best_effort`` holds nodes only under cato+).
 TIERS: tuple[str, ...] = tuple(t.value for t in Tier)
+_TIER_NAMES = frozenset(TIERS)
 PRIORITY_SEP = "\x06\x16"
 
 
@@ -29,10 +30,31 @@ def tier_of(queue_name: str) -> str:
     return queue_name.rpartition(".")[2]
 
 
+def queue_steps(queue_name: str, default: tuple[int, ...] = PRIORITY_STEPS) -> tuple[int, ...]:
+    """The priority steps ``queue_name`` has a Redis list for: a tier queue its tier's own
+    (the router gives its nodes no other priority), any other queue ``default``."""
+    tier = tier_of(queue_name)
+    return TIER_STEPS[Tier(tier)] if tier in _TIER_NAMES else default
+
+
+def served_lists(queue_name: str, default: tuple[int, ...] = PRIORITY_STEPS) -> list[tuple[int, str]]:
+    """The Redis lists a worker polls for ``queue_name``, each with the step it is served
+    at: one per step of the queue's own, then its bare name at its last step. The bare name
+    is where a publisher that knows no priority steps puts a message (kombu's defaults:
+    priority 0), so such a message is served after the tier's own, not left unpolled."""
+    steps = queue_steps(queue_name, default)
+    lists = [(step, priority_list(queue_name, step, default)) for step in steps]
+    return lists if lists[0][1] == queue_name else [*lists, (steps[-1], queue_name)]
+
+
 def queue_lists(pool: str, tier: str) -> list[str]:
-    """The Redis lists that together hold a tier queue's messages."""
-    q = queue(pool, tier)
-    return [priority_list(q, step) for step in PRIORITY_STEPS]
+    """The Redis lists that together hold a tier queue's messages, in service order."""
+    return [name for _, name in served_lists(queue(pool, tier))]
+
+
+def list_count(tier: str) -> int:
+    """How many Redis lists each pool's queue of ``tier`` has."""
+    return len(queue_lists("", tier))
 
 
 def backlog_lists(pool: str) -> list[str]:
@@ -40,10 +62,13 @@ def backlog_lists(pool: str) -> list[str]:
     return [name for tier in TIERS for name in queue_lists(pool, tier)]
 
 
-def priority_list(queue_name: str, priority: int) -> str:
-    """The Redis list of ``queue_name`` that holds messages of ``priority`` (kombu rounds a
-    priority down to a step)."""
-    step = PRIORITY_STEPS[max(0, bisect(PRIORITY_STEPS, priority) - 1)]
+def priority_list(queue_name: str, priority: int, default: tuple[int, ...] = PRIORITY_STEPS) -> str:
+    """The Redis list of ``queue_name`` that holds messages of ``priority``. kombu rounds a
+    priority down to a step; here to one of the queue's own steps (``queue_steps``), and a
+    priority below them to the first, so a publish and a worker's pop agree on the list
+    even for a priority that is not the queue's."""
+    steps = queue_steps(queue_name, default)
+    step = steps[max(0, bisect(steps, priority) - 1)]
     return queue_name if step == 0 else f"{queue_name}{PRIORITY_SEP}{step}"
 
 

@@ -32,13 +32,18 @@ def queue_depths(pipe: Pipeline, pool: str, tiers: Iterable[str]) -> None:
 
 def replies_for(tiers: Sequence[str]) -> int:
     """How many pipeline replies ``queue_depths`` of ``tiers`` takes."""
-    return len(tiers) * len(keys.PRIORITY_STEPS)
+    return sum(keys.list_count(t) for t in tiers)
 
 
 def depths(lengths: Sequence[Any], tiers: Sequence[str]) -> dict[str, int]:
     """Messages waiting per tier, from the replies of ``queue_depths``."""
-    steps = len(keys.PRIORITY_STEPS)
-    return {t: sum(lengths[i * steps : (i + 1) * steps]) for i, t in enumerate(tiers)}
+    out: dict[str, int] = {}
+    at = 0
+    for t in tiers:
+        n = keys.list_count(t)
+        out[t] = sum(lengths[at : at + n])
+        at += n
+    return out
 
 
 def parse_snapshot(

@@ -6,9 +6,13 @@ provisioner all use it. What it changes, and why:
 
 * **Atomic pop.** kombu pops with ``BRPOP`` and only then records the message in its
   ``unacked`` hash; a worker killed or frozen in between lost the message. Here one
-  script takes the next message from the consumer's lists in service order (strict tier
-  order, as ``BRPOP`` had it: every queue's priority-0 list first) and records it as
-  unacked in the same step, under a delivery tag we choose. It also counts the delivery
+  script takes the next message from the consumer's lists in service order (by priority
+  step, then in the consumer's queue order, as ``BRPOP`` had it) and records it as
+  unacked in the same step, under a delivery tag we choose. A tier queue has a list for
+  each of its own steps only, and its bare name (``keys.served_lists``): a pool's pop names
+  10 lists, not 28. Publish, restore and pop all map a priority onto those lists, and the
+  bare name takes what a publisher of kombu's defaults sends, so no message waits in a
+  list nobody polls. It also counts the delivery
   (``keys.attempt``): that number travels to the task in the ``cato_attempt`` header and
   fences the node's outcome (``state.ledger``).
 * **Doorbells.** A script cannot block, so a consumer whose pop found nothing waits with
@@ -294,6 +298,7 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._all_steps: tuple[int, ...] = tuple(self.priority_steps)  # the transport option
         if self.global_keyprefix:
             raise ValueError("cato-mq's transport does not support global_keyprefix")
         self._saved_params = self._connparams()
@@ -354,7 +359,12 @@ class Channel(kombu_redis.Channel):
         self._popping = (tag, queues)
         shape = self._pop_shapes.get(tuple(queues))
         if shape is None:  # the same few queue lists every time: built once per list of queues
-            lists = [(self._q_for_pri(q, pri), q) for pri in self.priority_steps for q in queues]
+            # service order: by step, then in the consumer's queue order; a tier queue's own
+            # steps only, and its bare name (``keys.served_lists``), not one list per step of
+            # every tier
+            order = sorted((step, i, j, name) for i, q in enumerate(queues)
+                           for j, (step, name) in enumerate(keys.served_lists(q, self._all_steps)))
+            lists = [(name, queues[i]) for _, i, _, name in order]
             names = [self.unacked_key, self.unacked_index_key, keys.dead(), keys.dead_counts(),
                      *[name for name, _ in lists], llm_hold.key, *[keys.bell(q) for q in queues], llm_hold.bell]
             per_list: list[Any] = []
@@ -365,6 +375,32 @@ class Channel(kombu_redis.Channel):
         now = "" if server_time else repr(time())
         return ["EVALSHA", self._pop_sha, n_names, *names, tag, now, self.max_message_bytes,
                 keys.attempt_prefix(), self.attempt_ttl, n_lists, *per_list, keys.cancel_prefix(), admission.WINDOW]
+
+    # --- a queue's lists ---------------------------------------------------------------
+
+    def _q_for_pri(self, queue: str, pri: int) -> str:
+        """The list of ``queue`` for priority ``pri``: one of the queue's own steps
+        (``keys.priority_list``), on publish, restore and pop alike."""
+        return keys.priority_list(queue, pri, self._all_steps)
+
+    def _lists(self, queue: str) -> list[str]:
+        return [name for _, name in keys.served_lists(queue, self._all_steps)]
+
+    def _size(self, queue: str) -> int:
+        # kombu's sums one LLEN per step of the channel, which would count a tier queue's
+        # lists several times over now that its steps map onto its own few lists
+        with self.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            for name in self._lists(queue):
+                pipe.llen(name)
+            return sum(int(n) for n in pipe.execute())
+
+    def _purge(self, queue: str) -> int:
+        with self.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            for name in self._lists(queue):
+                pipe.llen(name).delete(name)
+            return sum(int(n) for n in pipe.execute()[::2])
 
     def _reply(self, command: str, **options: Any) -> Any:
         connection = self.client.connection

@@ -124,6 +124,48 @@ def test_the_apps_priority_steps_keep_e2e_nodes_behind_ttft_nodes_of_their_tier(
         c.release()
 
 
+def test_a_tier_queue_holds_any_priority_in_its_own_lists_and_nothing_is_stranded(
+    redis_url: str, rds: redis.Redis
+) -> None:
+    from cato_mq.app import celery_config
+    from cato_mq.settings import Settings
+
+    options = celery_config(Settings(redis_url=redis_url))["broker_transport_options"]
+    c = Connection(redis_url, transport=TRANSPORT, transport_options=options)
+    try:
+        # the safe tier's own steps, then priorities of other tiers, below and above them
+        sent = [publish(c, "t.safe", priority=p) for p in (6, 7, 0, 3, 4, 9)]
+        own = keys.queue_lists("t", Tier.safe)[:2]
+        assert sum(rds.llen(q) for q in own) == 6  # in the tier's own lists, none elsewhere
+        with c.channel() as channel:
+            assert channel.queue_declare("t.safe", passive=True).message_count == 6  # each counted once
+            pop = channel._pop_command(keys.tier_queues("t"))  # EVALSHA sha numkeys keys... argv
+            argv = pop[3 + pop[2]:]
+            assert argv[5] == 10  # a pool's pop names 10 lists, not one per step of every tier (28)
+        got = consume(c, keys.tier_queues("t"), count=6)
+        assert sorted(m.headers["id"] for m in got) == sorted(sent)  # every one delivered
+        for m in got:
+            m.ack()
+    finally:
+        c.release()
+
+
+def test_a_message_from_a_publisher_of_kombus_defaults_is_served_after_the_tiers_own(
+    conn: Connection, redis_url: str
+) -> None:
+    # kombu's own Redis transport, default steps, no priority: the bare queue name's list
+    plain = Connection(redis_url)
+    try:
+        foreign = publish(plain, "t.safe")
+    finally:
+        plain.release()
+    own = publish(conn, "t.safe", priority=message_priority(Tier.safe, False))
+    got = consume(conn, keys.tier_queues("t"), count=2)
+    assert [m.headers["id"] for m in got] == [own, foreign]
+    for m in got:
+        m.ack()
+
+
 def test_a_held_worker_passes_over_llm_nodes_to_the_next_other_step(conn: Connection, rds: redis.Redis) -> None:
     # cato+'s gate refused an LLM node for want of room: the worker goes on with nodes of
     # other steps, and leaves the LLM nodes at the head of the queue for a sibling
@@ -180,7 +222,8 @@ def test_a_held_pop_looks_at_the_first_window_of_nodes_over_all_lists(conn: Conn
         [message] = consume(conn, order)  # now within the window
         assert message.headers["id"] == retrieve
         message.ack()
-        assert rds.llen("w.violated") + rds.llen("w.at_risk") == admission.WINDOW - 1
+        waiting = [q for t in (Tier.violated, Tier.at_risk) for q in keys.queue_lists("w", t)]
+        assert sum(rds.llen(q) for q in waiting) == admission.WINDOW - 1
     finally:
         hold.llm_hold.open(rds)
 
