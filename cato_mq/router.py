@@ -3,7 +3,8 @@
 Celery calls it at each publish, including when a worker publishes the next chain link,
 so a later node is re-tiered from the live state at the moment it becomes runnable.
 The decision is ``policy.tiers.tier_for``; this module only gathers its inputs (a cached
-``state.pool`` snapshot). Under cato+ (``CATO_ROUTING=cato+``) a node whose request is lost
+``state.pool`` snapshot). Under cato+ (``CATO_ROUTING=cato+``) a node of an E2E request gets
+its tier's short-work or long-work step (``tiers.long_work``), and a node whose request is lost
 (``policy.admission.lost``) goes to the best-effort tier instead, served only while
 nothing else waits, unless ``CATO_ON_LOST=shed`` ends it (``policy.admission.shed``).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from cato_mq import app
 from cato_mq.policy.admission import lost, shed
-from cato_mq.policy.tiers import PRIORITY, Tier, message_priority, tier_for
+from cato_mq.policy.tiers import PRIORITY, Tier, long_work, message_priority, tier_for
 from cato_mq.settings import get_settings
 from cato_mq.state import keys, registry
 from cato_mq.state.pool import Observer
@@ -63,10 +64,14 @@ def destination(kwargs: Mapping[str, Any], routing: str, on_lost: str = "serve")
     now = time.time()
     # "due"/"rest" are absent only in messages from a client older than cato+
     due, rest = kwargs.get("due"), kwargs.get("rest")
-    if routing == "cato+" and due is not None and rest is not None and lost(now, due, rest):
-        doomed = on_lost == "shed" and shed(now, due, rest, bool(kwargs.get("ttft")))
+    ttft, plus = bool(kwargs.get("ttft")), routing == "cato+"
+    long = False
+    if plus and due is not None and rest is not None and lost(now, due, rest):
+        doomed = on_lost == "shed" and shed(now, due, rest, ttft)
         tier = Tier.violated if doomed else Tier.best_effort
     else:
-        tier = tier_for(observer().pool(pool), kwargs["deadline"], kwargs["expect"], now)
-    priority = message_priority(tier, bool(kwargs.get("ttft")), within_tier=routing == "cato+")
+        snapshot = observer().pool(pool)
+        tier = tier_for(snapshot, kwargs["deadline"], kwargs["expect"], now)
+        long = plus and not ttft and long_work(rest, snapshot.estimates)
+    priority = message_priority(tier, ttft, within_tier=plus, long_work=long)
     return {"queue": keys.queue(pool, tier), "priority": priority}

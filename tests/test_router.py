@@ -69,9 +69,9 @@ def test_snapshot_is_one_round_trip_and_cached(rds: redis.Redis) -> None:
     second = obs.pool("default")
     after = commands()
     assert first is second
-    # one LLEN per list of the three tiers a node may wait behind (2 + 3 + 3), and 2
+    # one LLEN per list of the three tiers a node may wait behind (3 + 4 + 4), and 2
     # HGETALLs, pipelined
-    assert after - before - idle == 8 + 2
+    assert after - before - idle == 11 + 2
 
 
 def test_fifo_routing_by_configuration_puts_every_node_in_the_safe_tier(
@@ -99,8 +99,13 @@ def test_cato_plus_sends_lost_nodes_to_best_effort(rds: redis.Redis, monkeypatch
     hopeless = {**feasible, "rest": 10.0}  # 10 s of work left alone, 5 s to go
     decided = {**feasible, "rest": 0.0}  # a TTFT request past its first token
     late = {**feasible, "deadline": now - 1.0}  # node late, request still feasible: violated
-    # within its tier, a node of an E2E request waits one priority step behind TTFT ones
-    assert route(NODE_TASK, (), feasible, {}) == {"queue": "default.safe", "priority": 7}
+    # within its tier, a node of an E2E request waits behind TTFT ones: one step with short
+    # work left, two with long (1 s of work left, where 32 tokens at the pool's unloaded
+    # speed take 0.01 + 32 x 0.01 = 0.33 s)
+    rds.hset(keys.estimates("default"), mapping={"alone:llm:fixed": 0.01, "alone:llm:per_token": 0.01})
+    observer().invalidate()
+    assert route(NODE_TASK, (), feasible, {}) == {"queue": "default.safe", "priority": 8}
+    assert route(NODE_TASK, (), {**feasible, "rest": 0.3}, {}) == {"queue": "default.safe", "priority": 7}
     assert route(NODE_TASK, (), {**feasible, "ttft": True}, {}) == {"queue": "default.safe", "priority": 6}
     assert route(NODE_TASK, (), hopeless, {}) == {"queue": "default.best_effort", "priority": 9}
     assert route(NODE_TASK, (), decided, {}) == {"queue": "default.best_effort", "priority": 9}

@@ -50,6 +50,12 @@ def get(estimates: Mapping[str, float], name: str) -> float:
     return estimates.get(name, DEFAULTS.get(name, 0.0))
 
 
+def alone_estimate(estimates: Mapping[str, float], name: str) -> float:
+    """One estimate at the unloaded speed where a worker published it (``alone``), without
+    copying the whole mapping: the router asks on every publish."""
+    return estimates.get(ALONE + name) or get(estimates, name)
+
+
 #: What every node pays before its step runs, whatever the step: a publish, a broker hop
 #: and a worker picking it up. `cato-mq bench overhead` measures about 2-3 ms at p50 and
 #: 4-6 ms at p99 on a small machine; without it a 20 us retrieval would get a deadline of

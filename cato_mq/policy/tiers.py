@@ -9,8 +9,11 @@ steps and the workers' ``-Q`` order are all derived from it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from cato_mq.policy.estimates import alone_estimate
 
 
 class Tier(StrEnum):
@@ -27,24 +30,44 @@ class Tier(StrEnum):
 PRIORITY: dict[Tier, int] = {Tier.violated: 0, Tier.at_risk: 3, Tier.safe: 6, Tier.best_effort: 9}
 
 
-def message_priority(tier: Tier, ttft: bool, within_tier: bool = True) -> int:
+#: cato+ splits E2E work within a tier: a node whose request has no more engine time left
+#: than a prefill and this many tokens (``long_work``) goes ahead of one with more. In the
+#: simulator's paper mix, cuts of 8 to 64 all beat no split; 24 to 32 did best.
+SHORT_WORK_TOKENS = 32
+
+
+def message_priority(tier: Tier, ttft: bool, within_tier: bool = True, long_work: bool = False) -> int:
     """A node's Redis message priority: its tier's, and under cato+ (``within_tier``) one
-    step more for a node of an E2E request. A TTFT request's SLA path ends at its first
-    token, one prefill; an E2E request's runs through its whole decode. So within a tier the
-    node whose SLA costs the engine least goes first: under overload that meets more SLAs
-    per engine-second (shortest remaining SLA work first). Best effort keeps one step."""
+    step more for a node of an E2E request with short work left, two with long. A TTFT
+    request's SLA path ends at its first token, one prefill; an E2E request's runs through
+    its whole decode. So within a tier the node whose SLA costs the engine least goes first
+    (shortest remaining SLA work first): under overload that meets more SLAs per
+    engine-second. Best effort keeps one step."""
     if not within_tier or ttft or tier is Tier.best_effort:
         return PRIORITY[tier]
-    return PRIORITY[tier] + 1
+    return PRIORITY[tier] + (2 if long_work else 1)
+
+
+def long_work(rest_s: float | None, estimates: Mapping[str, float]) -> bool:
+    """Whether a node's request has more than ``SHORT_WORK_TOKENS`` of work left on its SLA
+    path: ``rest_s`` (its seconds left with the engine to itself, as the client computed
+    them) against a prefill and that many tokens at the pool's unloaded speed. Unknown
+    work (a client older than cato+) is short."""
+    if rest_s is None:
+        return False
+    fixed, per_token = (alone_estimate(estimates, name) for name in ("llm:fixed", "llm:per_token"))
+    return rest_s > fixed + SHORT_WORK_TOKENS * per_token
 
 
 #: The message priorities a tier's queue holds. kombu's Redis transport splits a queue into
-#: one list per priority step; a tier queue has a list for each of its own steps only, so a
-#: worker's pop names 7 lists for a pool, not 4 tiers x 7 steps (``state.keys``).
+#: one list per priority step; a tier queue has a list for each of its own steps only
+#: (``state.keys.served_lists``), not one per step of every tier.
 TIER_STEPS: dict[Tier, tuple[int, ...]] = {
-    t: tuple(sorted({message_priority(t, ttft) for ttft in (True, False)})) for t in Tier
+    t: tuple(sorted({message_priority(t, ttft, True, long) for ttft in (True, False) for long in (True, False)}))
+    for t in Tier
 }
-#: Every message priority: each (tier, SLA metric) has a list of its own, served in this order.
+#: Every message priority: each (tier, SLA metric, work left) has a list of its own, served
+#: in this order.
 PRIORITY_STEPS: tuple[int, ...] = tuple(sorted({step for steps in TIER_STEPS.values() for step in steps}))
 
 #: Width of one tier's band of engine priorities: a deadline in ms since the epoch stays

@@ -2,11 +2,11 @@
 
 * ``Tiered`` (cato, cato+, fifo): the runtime's pool queues. Workers pull when a batch
   slot frees, strictly violated > at_risk > safe (> best_effort for cato+), FIFO within a
-  tier, where cato+ serves nodes of TTFT requests before those of E2E requests
-  (``tiers.message_priority``: one FIFO per message priority, as Redis has one list). A
-  node published while several replicas have free slots goes to the one that has waited
-  longest (Redis serves the client blocked longest in ``BRPOP``). ``fifo`` is the same
-  with one tier: what the runtime does with ``CATO_ROUTING=fifo``.
+  tier, where cato+ serves nodes of TTFT requests before those of E2E requests, and short
+  E2E work before long (``tiers.message_priority``: one FIFO per message priority, as Redis
+  has one list). A node published while several replicas have free slots goes to the one
+  that has waited longest (Redis serves the client blocked longest in ``BRPOP``). ``fifo``
+  is the same with one tier: what the runtime does with ``CATO_ROUTING=fifo``.
 * ``PowerOfTwo`` (queue-length, Ray Serve's router): one pending FIFO; a node goes to the
   less loaded (in flight) of two replicas drawn at random among those with a free slot,
   else waits for the first slot to free.
@@ -68,13 +68,15 @@ class Tiered:
 
     def __init__(self, within_tier: bool = False) -> None:
         self.queues: dict[int, deque[Job]] = {p: deque() for p in PRIORITY_STEPS}
-        # looked up on every put, take and routing decision: built once (cato+: TTFT before
-        # E2E within a tier)
-        self._step = {(t.value, ttft): message_priority(t, ttft, within_tier) for t in Tier for ttft in (True, False)}
-        self._tier_steps = {t.value: sorted({self._step[t.value, ttft] for ttft in (True, False)}) for t in Tier}
+        # looked up on every put, take and routing decision: built once (cato+: TTFT, then
+        # short E2E work, then long, within a tier)
+        self._step = {(t.value, ttft, long): message_priority(t, ttft, within_tier, long)
+                      for t in Tier for ttft in (True, False) for long in (True, False)}
+        self._tier_steps = {t.value: sorted({p for (tier, _, _), p in self._step.items() if tier == t.value})
+                            for t in Tier}
 
     def _priority(self, job: Job) -> int:
-        return self._step[job.tier, job.req.metric == "ttft"]
+        return self._step[job.tier, job.req.metric == "ttft", job.long_work]
 
     def put(self, job: Job) -> None:
         self.queues[self._priority(job)].append(job)

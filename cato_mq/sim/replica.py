@@ -51,6 +51,7 @@ class Job:
     prompt_tokens: int
     tokens: int
     tier: str = "safe"
+    long_work: bool = False  # cato+: more than short work left on its SLA path (``tiers.long_work``)
     started: float = 0.0
     first_at: float | None = None
     end_g: int = 0

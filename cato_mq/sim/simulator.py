@@ -32,7 +32,7 @@ from cato_mq.policy.estimates import DEFAULTS, ewma, graph_costs
 from cato_mq.policy.provisioning import State
 from cato_mq.policy.scaling import POLICIES
 from cato_mq.policy.slack import budgets
-from cato_mq.policy.tiers import PoolSnapshot, Tier, tier_for
+from cato_mq.policy.tiers import PoolSnapshot, Tier, long_work, tier_for
 from cato_mq.sim import admission
 from cato_mq.sim.dispatch import FreeSet, RoundRobin, Tiered
 from cato_mq.sim.model import (
@@ -154,6 +154,8 @@ class Simulation:
     def publish(self, job: Job, now: float) -> None:
         if self.queueing == "admission" and job.tier != "best_effort" and admission.lost(self, job, now):
             job.tier = "best_effort"
+        if self.queueing == "admission" and job.req.metric != "ttft":
+            job.long_work = long_work(admission.alone_s(self, job.req, job.index), self.est)
         if self.queueing == "rr":
             r = self.rr.pick([x for x in self.replicas if x.state == "ready"])
             if r.free > 0:

@@ -98,20 +98,28 @@ def test_cato_plus_serves_a_hopeless_request_last() -> None:
     assert res.outcomes[1].met and not res.outcomes[2].met
 
 
+def _one_slot_at(reqs: list[Request], part: str, system: str) -> list[float]:
+    """When each request reached ``part`` (``ttft_s`` or ``e2e_s``) on one replica of one slot."""
+    res = simulate(reqs, SimConfig(system, replicas=1, slots=1))
+    return [(getattr(o, part) or 0) + r.at for o, r in zip(res.outcomes, reqs, strict=True)]
+
+
 def test_cato_plus_serves_a_ttft_node_before_an_earlier_e2e_node_of_the_same_tier() -> None:
     # one slot, busy; then a summarization and a completion, both safe (loose SLAs): cato
     # serves them first come first served, cato+ the completion first (its SLA needs only
     # a prefill, the summarization's a whole decode)
     reqs = [summ(Kind.summarization, 0.0, 300), summ(Kind.summarization, 0.1, 50),
             summ(Kind.completion, 0.2, 5)]
-    cato = simulate(reqs, SimConfig("cato", replicas=1, slots=1))
-    plus = simulate(reqs, SimConfig("cato+", replicas=1, slots=1))
+    cato, plus = (_one_slot_at(reqs, "ttft_s", system) for system in ("cato", "cato+"))
+    assert cato[1] < cato[2] and plus[2] < plus[1]
 
-    def first_token(res: scoring.Run, i: int) -> float:
-        return (res.outcomes[i].ttft_s or 0) + reqs[i].at
 
-    assert first_token(cato, 1) < first_token(cato, 2)
-    assert first_token(plus, 2) < first_token(plus, 1)
+def test_cato_plus_serves_short_e2e_work_before_earlier_long_work_of_the_same_tier() -> None:
+    # the same with a translation of 200 tokens and one of 8: cato+ finishes the short one
+    # first (tiers.long_work: shortest remaining SLA work first)
+    reqs = [summ(Kind.translation, 0.0, 300), summ(Kind.translation, 0.1, 200), summ(Kind.translation, 0.2, 8)]
+    cato, plus = (_one_slot_at(reqs, "e2e_s", system) for system in ("cato", "cato+"))
+    assert cato[1] < cato[2] and plus[2] < plus[1]
 
 
 def test_cato_plus_holds_a_long_prefill_until_a_waiting_first_token_is_out() -> None:

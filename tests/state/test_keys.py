@@ -17,18 +17,19 @@ def test_each_tier_priority_has_its_own_kombu_list() -> None:
     names = [keys.priority_list("q", step) for step in keys.PRIORITY_STEPS]
     assert len(set(names)) == len(names)  # no two message priorities share a list
     # a tier's own steps, then its bare name (what a publisher of kombu's defaults fills)
-    assert keys.queue_lists("p", Tier.violated) == ["p.violated", "p.violated\x06\x161"]
-    assert keys.queue_lists("p", Tier.at_risk) == ["p.at_risk\x06\x163", "p.at_risk\x06\x164", "p.at_risk"]
+    assert keys.queue_lists("p", Tier.violated) == ["p.violated", "p.violated\x06\x161", "p.violated\x06\x162"]
+    assert keys.queue_lists("p", Tier.at_risk) == [
+        "p.at_risk\x06\x163", "p.at_risk\x06\x164", "p.at_risk\x06\x165", "p.at_risk"]
     assert keys.queue_lists("p", Tier.best_effort) == ["p.best_effort\x06\x169", "p.best_effort"]
-    assert [keys.list_count(t) for t in keys.TIERS] == [2, 3, 3, 2]
-    assert len(keys.backlog_lists("p")) == 10  # not one per step of every tier (28)
+    assert [keys.list_count(t) for t in keys.TIERS] == [3, 4, 4, 2]
+    assert len(keys.backlog_lists("p")) == 13  # not one per step of every tier (40)
 
 
 def test_a_tier_queue_maps_every_priority_onto_its_own_lists() -> None:
     # a publish and a pop must agree: another tier's priority stays in this tier's lists
     assert keys.priority_list("p.safe", 0) == keys.priority_list("p.safe", 6) == "p.safe\x06\x166"
-    assert keys.priority_list("p.safe", 9) == keys.priority_list("p.safe", 7) == "p.safe\x06\x167"
-    assert keys.priority_list("p.violated", 9) == "p.violated\x06\x161"
+    assert keys.priority_list("p.safe", 9) == keys.priority_list("p.safe", 8) == "p.safe\x06\x168"
+    assert keys.priority_list("p.violated", 9) == "p.violated\x06\x162"
     # a queue that is no tier queue keeps every step
     assert keys.priority_list("celery", 3) == "celery\x06\x163" and keys.priority_list("celery", 0) == "celery"
     every = [keys.priority_list("celery", p) for p in keys.PRIORITY_STEPS]

@@ -107,17 +107,18 @@ def test_strict_order_across_queues_and_priorities(conn: Connection) -> None:
     assert [m.headers["id"] for m in got] == ["violated", "at_risk", "safe"]
 
 
-def test_the_apps_priority_steps_keep_e2e_nodes_behind_ttft_nodes_of_their_tier(redis_url: str) -> None:
+def test_the_apps_priority_steps_serve_ttft_then_short_then_long_e2e_work_in_a_tier(redis_url: str) -> None:
     from cato_mq.app import celery_config
     from cato_mq.settings import Settings
 
     options = celery_config(Settings(redis_url=redis_url))["broker_transport_options"]
     c = Connection(redis_url, transport=TRANSPORT, transport_options=options)
     try:
-        e2e = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, False))
+        long = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, False, long_work=True))
+        short = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, False))
         ttft = publish(c, "t.at_risk", priority=message_priority(Tier.at_risk, True))
-        got = consume(c, ["t.violated", "t.at_risk"], count=2)
-        assert [m.headers["id"] for m in got] == [ttft, e2e]  # published later, served first
+        got = consume(c, ["t.violated", "t.at_risk"], count=3)
+        assert [m.headers["id"] for m in got] == [ttft, short, long]  # published later, served first
         for m in got:
             m.ack()
     finally:
@@ -135,13 +136,13 @@ def test_a_tier_queue_holds_any_priority_in_its_own_lists_and_nothing_is_strande
     try:
         # the safe tier's own steps, then priorities of other tiers, below and above them
         sent = [publish(c, "t.safe", priority=p) for p in (6, 7, 0, 3, 4, 9)]
-        own = keys.queue_lists("t", Tier.safe)[:2]
+        own = keys.queue_lists("t", Tier.safe)[:3]
         assert sum(rds.llen(q) for q in own) == 6  # in the tier's own lists, none elsewhere
         with c.channel() as channel:
             assert channel.queue_declare("t.safe", passive=True).message_count == 6  # each counted once
             pop = channel._pop_command(keys.tier_queues("t"))  # EVALSHA sha numkeys keys... argv
             argv = pop[3 + pop[2]:]
-            assert argv[5] == 10  # a pool's pop names 10 lists, not one per step of every tier (28)
+            assert argv[5] == 13  # a pool's pop names 13 lists, not one per step of every tier (40)
         got = consume(c, keys.tier_queues("t"), count=6)
         assert sorted(m.headers["id"] for m in got) == sorted(sent)  # every one delivered
         for m in got:
