@@ -10,9 +10,9 @@ provisioner all use it. What it changes, and why:
   step, then in the consumer's queue order, as ``BRPOP`` had it) and records it as
   unacked in the same step, under a delivery tag we choose. A tier queue has a list for
   each of its own steps only, and its bare name (``keys.served_lists``): a pool's pop names
-  10 lists, not 28. Publish, restore and pop all map a priority onto those lists, and the
-  bare name takes what a publisher of kombu's defaults sends, so no message waits in a
-  list nobody polls. It also counts the delivery
+  13 lists, not 40 (one per step of every tier). Publish, restore and pop all map a
+  priority onto those lists, and the bare name takes what a publisher of kombu's defaults
+  sends, so no message waits in a list nobody polls. It also counts the delivery
   (``keys.attempt``): that number travels to the task in the ``cato_attempt`` header and
   fences the node's outcome (``state.ledger``).
 * **Doorbells.** A script cannot block, so a consumer whose pop found nothing waits with
