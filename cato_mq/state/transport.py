@@ -402,6 +402,26 @@ class Channel(kombu_redis.Channel):
                 pipe.llen(name).delete(name)
             return sum(int(n) for n in pipe.execute()[::2])
 
+    # kombu's basic_get, queue existence and delete go over the channel's steps too, which
+    # never reach a tier queue's bare name: the same lists as the pop, instead
+
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        with self.conn_or_acquire() as client:
+            item = next(filter(None, (client.rpop(name) for name in self._lists(queue))), None)
+            self._maybe_update_queues_expire(client, queue)
+        if item is None:
+            raise Empty()
+        return loads(bytes_to_str(item))
+
+    def _has_queue(self, queue: str, **kwargs: Any) -> bool:
+        with self.conn_or_acquire() as client:
+            return bool(client.exists(*self._lists(queue)))
+
+    def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
+        super()._delete(queue, *args, **kwargs)  # its bindings, and the lists it knows
+        with self.conn_or_acquire(client=kwargs.get("client")) as client:
+            client.delete(*self._lists(queue))
+
     def _reply(self, command: str, **options: Any) -> Any:
         connection = self.client.connection
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from kombu import Connection, Consumer, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.message import Message
 
 from cato_mq.policy import admission
@@ -165,6 +165,28 @@ def test_a_message_from_a_publisher_of_kombus_defaults_is_served_after_the_tiers
     assert [m.headers["id"] for m in got] == [own, foreign]
     for m in got:
         m.ack()
+
+
+def test_basic_get_existence_and_delete_see_every_list_of_a_tier_queue(
+    conn: Connection, redis_url: str, rds: redis.Redis
+) -> None:
+    plain = Connection(redis_url)  # kombu's own transport: the bare queue name's list
+    try:
+        foreign = publish(plain, "g.safe")
+    finally:
+        plain.release()
+    own = publish(conn, "g.safe", priority=message_priority(Tier.safe, False))
+    with conn.channel() as channel:
+        got = [channel.basic_get("g.safe", no_ack=True) for _ in range(3)]
+        assert [m.headers["id"] if m else None for m in got] == [own, foreign, None]
+        publish(conn, "g.safe", priority=message_priority(Tier.safe, False))
+        queue = Queue("g.safe", Exchange("g"), routing_key="g.safe")(channel)  # a binding to delete
+        queue.declare()
+        assert channel._has_queue("g.safe")
+        rds.lpush("g.safe", "a message in the bare list")
+        queue.delete()
+        assert not channel._has_queue("g.safe")
+    assert not any(rds.exists(q) for q in keys.queue_lists("g", Tier.safe))
 
 
 def test_a_held_worker_passes_over_llm_nodes_to_the_next_other_step(conn: Connection, rds: redis.Redis) -> None:
