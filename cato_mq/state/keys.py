@@ -54,7 +54,7 @@ def queue_lists(pool: str, tier: str) -> list[str]:
 
 def list_count(tier: str) -> int:
     """How many Redis lists each pool's queue of ``tier`` has."""
-    return len(queue_lists("", tier))
+    return _LIST_COUNT[tier]
 
 
 def backlog_lists(pool: str) -> list[str]:
@@ -70,6 +70,11 @@ def priority_list(queue_name: str, priority: int, default: tuple[int, ...] = PRI
     steps = queue_steps(queue_name, default)
     step = steps[max(0, bisect(steps, priority) - 1)]
     return queue_name if step == 0 else f"{queue_name}{PRIORITY_SEP}{step}"
+
+
+#: ``list_count`` per tier: the same for every pool, and read on every pool snapshot, so
+#: counted once rather than by building a queue's list names each time
+_LIST_COUNT: dict[str, int] = {t: len(queue_lists("", t)) for t in TIERS}
 
 
 def stream(request_id: str) -> str:
