@@ -17,7 +17,7 @@ from typing import Any
 
 from cato_mq import app
 from cato_mq.policy.admission import lost, shed
-from cato_mq.policy.tiers import PRIORITY, Tier, long_work, message_priority, tier_for
+from cato_mq.policy.tiers import Tier, long_work, message_priority, tier_for
 from cato_mq.settings import get_settings
 from cato_mq.state import keys, registry
 from cato_mq.state.pool import Observer
@@ -60,7 +60,7 @@ def destination(kwargs: Mapping[str, Any], routing: str, on_lost: str = "serve")
     waiting for its error behind all other work."""
     pool = kwargs["pool"]
     if routing == "fifo":
-        return {"queue": keys.queue(pool, Tier.safe), "priority": PRIORITY[Tier.safe]}
+        return {"queue": keys.queue(pool, Tier.safe), "priority": message_priority(Tier.safe, False, within_tier=False)}
     now = time.time()
     # "due"/"rest" are absent only in messages from a client older than cato+
     due, rest = kwargs.get("due"), kwargs.get("rest")

@@ -47,9 +47,14 @@ def served_lists(queue_name: str, default: tuple[int, ...] = PRIORITY_STEPS) -> 
     return lists if lists[0][1] == queue_name else [*lists, (steps[-1], queue_name)]
 
 
+def list_names(queue_name: str, default: tuple[int, ...] = PRIORITY_STEPS) -> list[str]:
+    """The Redis lists that together hold ``queue_name``'s messages, in service order."""
+    return [name for _, name in served_lists(queue_name, default)]
+
+
 def queue_lists(pool: str, tier: str) -> list[str]:
-    """The Redis lists that together hold a tier queue's messages, in service order."""
-    return [name for _, name in served_lists(queue(pool, tier))]
+    """The Redis lists of a pool's tier queue, in service order."""
+    return list_names(queue(pool, tier))
 
 
 def list_count(tier: str) -> int:

@@ -384,7 +384,7 @@ class Channel(kombu_redis.Channel):
         return keys.priority_list(queue, pri, self._all_steps)
 
     def _lists(self, queue: str) -> list[str]:
-        return [name for _, name in keys.served_lists(queue, self._all_steps)]
+        return keys.list_names(queue, self._all_steps)
 
     def _size(self, queue: str) -> int:
         # kombu's sums one LLEN per step of the channel, which would count a tier queue's
