@@ -26,6 +26,13 @@ def test_requests_are_the_paper_mix_with_shorter_slas_and_prompts_that_fit() -> 
     assert vllm_cpu.requests(c, plan, 10.0) == reqs  # seeded
 
 
+
+def test_the_peers_the_goal_reads_are_the_variants_the_bench_runs() -> None:
+    from cato_mq.bench import vllm_serve
+    from cato_mq.bench.goodput.plan import VLLM_PEERS
+
+    assert tuple(vllm_serve.VARIANTS) == VLLM_PEERS
+
 @pytest.mark.vllm
 def test_rounds_run_each_chosen_system_once_a_round_and_the_goal_reads_their_mean(
     rds: redis.Redis, redis_url: str, tmp_path: Path,
