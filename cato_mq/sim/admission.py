@@ -54,11 +54,12 @@ def alone_s(sim: Simulation, req: Req, index: int) -> float:
     return total
 
 
-def lost(sim: Simulation, job: Job, now: float) -> bool:
+def lost(job: Job, now: float, rest_s: float) -> bool:
+    """Its request's SLA is decided, or out of reach even alone (``rest_s``: ``alone_s``)."""
     req = job.req
     if req.metric == "ttft" and req.first_at is not None:
         return True
-    return admission.hopeless(now, req.deadline, alone_s(sim, req, job.index))
+    return admission.hopeless(now, req.deadline, rest_s)
 
 
 def need(job: Job, owed: int, now: float) -> float:
@@ -109,7 +110,7 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
         if job.node.step != "llm":
             return job  # no engine time: never slows anyone
         n = need(job, job.tokens, now)
-        if n > alone or lost(sim, job, now):
+        if n > alone or lost(job, now, alone_s(sim, job.req, job.index)):
             sim.queue.move(job, "best_effort")
             continue
         candidates.append(job)

@@ -152,10 +152,6 @@ class Simulation:
         self.publish(job, now)
 
     def publish(self, job: Job, now: float) -> None:
-        if self.queueing == "admission" and job.tier != "best_effort" and admission.lost(self, job, now):
-            job.tier = "best_effort"
-        if self.queueing == "admission" and job.req.metric != "ttft":
-            job.long_work = long_work(admission.alone_s(self, job.req, job.index), self.est)
         if self.queueing == "rr":
             r = self.rr.pick([x for x in self.replicas if x.state == "ready"])
             if r.free > 0:
@@ -170,8 +166,11 @@ class Simulation:
         if self.queueing not in ("tiers", "admission"):
             return "safe"
         q = self.queue
-        if self.queueing == "admission" and admission.lost(self, job, now):
-            return "best_effort"
+        if self.queueing == "admission":  # cato+, as the runtime's router: one estimate of the work left
+            rest = admission.alone_s(self, job.req, job.index)
+            if admission.lost(job, now, rest):
+                return "best_effort"
+            job.long_work = job.req.metric != "ttft" and long_work(rest, self.est)
         # the publisher's router reads the pool at most once per cache period (per process:
         # the client for first nodes, the worker of the previous node for the others)
         who = job.req.jobs[job.index - 1].replica if job.index else None
