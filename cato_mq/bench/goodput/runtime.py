@@ -62,7 +62,7 @@ def vllm(plan: Plan, c: corpus.Corpus, rep: Report, bar: report.Progress, redis_
     from cato_mq.bench.goodput import vllm_cpu
 
     try:
-        rows, profile_note = vllm_cpu.run(plan, c, RUNTIME_SYSTEMS, bar.step, redis_url)
+        rows, profile_note = vllm_cpu.run(plan, c, bar.step, redis_url)
     except Exception as exc:  # needs the [cpu] extra: say what failed, keep the rest of the report
         rep.notes.append(f"vllm-cpu run failed: {type(exc).__name__}: {exc}")
         return

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cato_mq.bench import runtime, workload
-from cato_mq.bench.goodput.plan import Plan, row, summary
+from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, Plan, row, summary
 from cato_mq.bench.scoring import percentile
 from cato_mq.sim.model import SimConfig
 from cato_mq.sim.simulator import simulate
@@ -50,9 +50,7 @@ def pools_file(workdir: Path) -> str:
     return str(write_pools(workdir / "pools.json", {"default": {"model": str(model), **POOL}}))
 
 
-def run(
-    plan: Plan, c: Corpus, systems: tuple[str, ...], step: Any, redis_url: str | None,
-) -> tuple[list[dict[str, Any]], str]:
+def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[dict[str, Any]], str]:
     """Rows (workload ``vllm``) at every load of ``plan.vllm_rates``: each runtime system of
     ``plan.vllm_systems`` on cato-mq, once per round (``plan.vllm_rounds``, a ``round`` key),
     and once in the simulator; the plain-vLLM peers (``bench.vllm_serve``) the same, with the
@@ -91,8 +89,8 @@ def run(
             blind.append(f"{system} {rate:g}: {summary(simulate(reqs, cfg))['goodput']:.3f}")
 
         workloads = {rate: requests(c, plan, rate) for rate in plan.vllm_rates}  # one per load, for every system
-        mine = [s for s in systems if s in plan.vllm_systems]
-        peers = [v for v in vllm_serve.VARIANTS if v in plan.vllm_systems]
+        mine = [s for s in plan.vllm_systems if s in RUNTIME_SYSTEMS]
+        peers = [v for v in plan.vllm_systems if v in vllm_serve.VARIANTS]
         spec = pool_spec(pools, "default")
         parts: list[str] = []
         for rnd in range(1, plan.vllm_rounds + 1):  # every system once a round: drift hits all alike
