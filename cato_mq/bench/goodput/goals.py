@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cato_mq.bench.goodput.plan import VLLM_PEERS
+from cato_mq.bench.goodput.plan import VLLM_PEERS, rounds_in
 
 #: The systems cato-mq is compared against (a real Ray Serve run would join them).
 BASELINES = ("fifo", "queue-length", "round-robin", "ray-serve")
@@ -93,7 +93,7 @@ def _vllm(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     for system in sorted({s for s, _ in runs}):
         below = sorted(load for (s, load), g in mean.items() if s == system and g < 0.9)
         knees.append(f"{system} {below[0]:g}" if below else f"{system} none")
-    rounds = max(len(g) for g in runs.values())
+    rounds = rounds_in(r for r in rows if r["workload"] == "vllm" and r["where"] == "runtime")
     each = (f" (rounds: cato+ {_each(runs[('cato+', top)])}, {best} {_each(runs[(best, top)])})"
             if rounds > 1 else "")
     what = f"mean of {rounds} rounds " if rounds > 1 else ""

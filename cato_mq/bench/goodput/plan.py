@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,12 @@ class Report:
 
 def row(workload_name: str, load: float, system: str, where: str, summary: dict[str, Any]) -> dict[str, Any]:
     return {"workload": workload_name, "load": load, "system": system, "where": where, "summary": summary}
+
+
+def rounds_in(rows: Iterable[dict[str, Any]]) -> int:
+    """How many rounds ``rows`` hold (``Plan.vllm_rounds``): the highest ``round``, 1 for
+    rows that carry none."""
+    return max((r.get("round", 1) for r in rows), default=1)
 
 
 def summary(run: scoring.Run) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cato_mq.bench.goodput.plan import rounds_in
+
 #: Width of the progress bar in characters.
 BAR = 30
 
@@ -125,7 +127,7 @@ def markdown(plan: Any, rep: Any, goals: list[dict[str, Any]]) -> str:
         rows = [r for r in rep.rows if r["workload"] == name]
         if rows:
             if name in ("runtime-check", "azure-check", "vllm"):
-                rounds = max(r.get("round", 1) for r in rows)
+                rounds = rounds_in(rows)
                 rows = [{**r, "system": f"{r['system']} ({r['where']}"
                                         f"{', round ' + str(r['round']) if rounds > 1 and 'round' in r else ''})"}
                         for r in rows]

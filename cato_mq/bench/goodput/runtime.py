@@ -9,7 +9,7 @@ from typing import Any
 
 from cato_mq.bench import corpus, workload
 from cato_mq.bench.goodput import report
-from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, Plan, Report, row, summary
+from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, Plan, Report, rounds_in, row, summary
 from cato_mq.sim.model import SimConfig
 from cato_mq.sim.simulator import simulate
 
@@ -70,7 +70,7 @@ def vllm(plan: Plan, c: corpus.Corpus, rep: Report, bar: report.Progress, redis_
     rep.notes.append(profile_note)
     # the simulator's round-robin is its model of vLLM alone behind a round-robin proxy
     sims = {(r["system"], r["load"]): r for r in rows if r["where"] == "sim"}
-    rounds = max((r.get("round", 1) for r in rows), default=1)
+    rounds = rounds_in(rows)
     for r in rows:
         modelled = "round-robin" if r["system"] == "vllm-fcfs" else r["system"]
         twin = sims.get((modelled, r["load"]))
