@@ -118,7 +118,8 @@ def _publish(
         # a short argsrepr spares Celery a saferepr() of the whole state at every publish
         # (about 0.1 ms a hop); Flower shows it instead of the arguments. The kwargsrepr,
         # too, rides in every earlier link's message: the node and its deadline only
-        links.append(sig.set(task_id=keys.node_task_id(rid, i, node.step), argsrepr=f"({rid}, {node.step})",
+        task_id = keys.node_task_id(rid, i, node.step, node.first_token_decides(sla.metric))
+        links.append(sig.set(task_id=task_id, argsrepr=f"({rid}, {node.step})",
                              kwargsrepr=f"{{'index': {i}, 'deadline': {kwargs['deadline']}}}"))
 
     # no Redis write of our own: the stream is created (with its TTL) by the worker's

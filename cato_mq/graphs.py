@@ -25,6 +25,10 @@ class Node:
     template: str | None = None
     streams: bool = False
 
+    def first_token_decides(self, metric: str) -> bool:
+        """Its first token is what the request's SLA counts: the streamed call under TTFT."""
+        return self.streams and metric == "ttft"
+
 
 GRAPHS: dict[Kind, tuple[Node, ...]] = {
     Kind.completion: (Node("retrieve"), Node("llm", "complete", streams=True)),

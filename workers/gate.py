@@ -3,7 +3,8 @@
 An LLM node about to put one more request on this replica's engine asks the gate first.
 The gate admits it once the engine's predicted per-request speed with one more request
 covers the node's own need and every admitted request's (tokens still owed over seconds
-left to their node deadlines), and once the step that would prefill it ends before its own
+left to their node deadlines; a node whose first token decides its SLA needs only its own
+covered, ``admission.choose``), and once the step that would prefill it ends before its own
 TTFT deadline and every admitted request's still waiting for its first token
 (``admission.prefill_fits``). The gate decides at once (``enter``), and gives a node up
 instead of admitting it:
@@ -15,8 +16,9 @@ instead of admitting it:
   admitted one below its need.
 * ``requeue``: this engine cannot take it now. The task republishes it at the head of its
   tier queue, where any sibling replica may take it at once, and the gate stays
-  ``closed``: the worker then takes no LLM node (its pops pass over them,
-  ``state.hold``) and goes on running nodes of other steps, until an admitted
+  ``closed``: the worker then takes no LLM node of the kind refused (its pops pass over
+  them, ``state.hold``: after an E2E node's refusal, first-token nodes still come) and goes
+  on running nodes of other steps, until an admitted
   request leaves (``leave`` says so) or the hold expires (``state.hold.HOLD_S``), when it
   looks at the head LLM node again.
 
@@ -112,7 +114,8 @@ class Gate:
         if self._batch is not None and len(self._admitted) >= self._batch:
             return Verdict.requeue
         running = [t.need(now) for t in self._admitted]
-        if self._prefill_fits(ticket, now) and admission.choose([need], running, self._speed) is not None:
+        first = [ticket.first_due() is not None]
+        if self._prefill_fits(ticket, now) and admission.choose([need], running, self._speed, first) is not None:
             return Verdict.admitted
         return Verdict.requeue
 

@@ -122,7 +122,7 @@ def _admission(
     assert node.template is not None
     prompt = build_prompt(state["task"], state["outputs"], node.template)  # its prefill
     ticket = Ticket(options["deadline"], spec.effective_max_tokens,
-                    node.streams and spec.effective_sla.metric == "ttft", lambda: writer.deltas,
+                    node.first_token_decides(spec.effective_sla.metric), lambda: writer.deltas,
                     prompt_tokens=speed.prompt_tokens(prompt))
     demotable = _tier(task.request.delivery_info) != Tier.best_effort
 
@@ -141,7 +141,11 @@ def _admission(
         # held back before the copy is published, so that this worker's next pop passes
         # over it; this delivery writes nothing more (the copy is the next attempt)
         with contextlib.suppress(redis.RedisError):  # unheld, the worker only looks again sooner
-            llm_hold.close(replica.redis)
+            # a refused node tagged first-token (``keys.FIRST_TOKEN_TAG``) holds back every LLM
+            # node, a refused E2E one only the E2E ones (``state.hold``). A tagged node in the
+            # best-effort tier was judged by the full rule, yet it too holds back every one:
+            # a hold that let it through would hand it straight back to this worker's pop
+            llm_hold.close(replica.redis, every=ticket.ttft)
         raise task.retry(countdown=0, headers={HEAD_HEADER: 1},
                          **destination(options, "cato+", replica.settings.on_lost))
     try:
@@ -288,7 +292,7 @@ def node(
     if spec.streams and first_at is not None and state.get("first_token_at") is None:
         state["first_token_at"] = first_at
     sla = task.effective_sla
-    done_at = first_at if spec.streams and sla.metric == "ttft" and first_at is not None else ended
+    done_at = first_at if spec.first_token_decides(sla.metric) and first_at is not None else ended
     record = NodeRecord(
         index=index, step=spec.step, tier=_tier(info), worker=replica.name, redelivered=d.redelivered,
         attempt=max(1, d.attempt), requeues=d.requeues, deadline=deadline, queued_at=queued_at,

@@ -88,16 +88,24 @@ def lost(now: float, due: float, rest_alone_s: float) -> bool:
     return rest_alone_s <= 0 or hopeless(now, due, rest_alone_s)
 
 
-def choose(candidates: Sequence[float], running: Sequence[float], speed: Callable[[int], float]) -> int | None:
+def choose(
+    candidates: Sequence[float], running: Sequence[float], speed: Callable[[int], float],
+    first_token: Sequence[bool] = (),
+) -> int | None:
     """Index of the first of the first ``WINDOW`` candidates (needs in queue order) that
-    the replica can admit next to ``running``; None if none can."""
+    the replica can admit next to ``running``; None if none can.
+
+    A candidate whose SLA is its first token (``first_token[i]``: a completion's or a
+    generation's streamed call) needs only its own need met, not every running request's:
+    it is decided within its prefill step, so a refusal makes it late for sure, while
+    admitting it costs each running request one more batch share of a decode step (vLLM's
+    own priority policy, completion first, goes further and takes it whatever it costs)."""
     speed_now, speed_next = speed(max(1, len(running))), speed(len(running) + 1)
     # a running request that needs more than the batch gives it even now is late whatever
     # this replica admits: protecting it would only make the candidate late as well
     need = max((r for r in running if r <= speed_now), default=0.0)
-    if speed_next < need:
-        return None  # one more request would make a running one late, whoever it is
+    protected = speed_next >= need  # one more request makes no running one late
     for i, c in enumerate(candidates[:WINDOW]):
-        if speed_next >= c:
+        if (protected or (i < len(first_token) and first_token[i])) and speed_next >= c:
             return i
     return None

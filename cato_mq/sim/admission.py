@@ -48,7 +48,7 @@ def alone_s(sim: Simulation, req: Req, index: int) -> float:
             total += sim.est.get(f"{n.step}:fixed", 0.0)
             continue
         total += p.step_s(0, req.prompt_tokens) * s
-        if req.metric == "ttft" and n.streams:
+        if n.first_token_decides(req.metric):
             break
         total += (req.max_tokens - 1) * p.decode_s(1) * s
     return total
@@ -64,13 +64,13 @@ def lost(job: Job, now: float, rest_s: float) -> bool:
 
 def need(job: Job, owed: int, now: float) -> float:
     """Tokens/s the node needs against its deadline (``admission.need``)."""
-    return admission.need(now, job.deadline, owed, job.node.streams and job.req.metric == "ttft",
+    return admission.need(now, job.deadline, owed, job.node.first_token_decides(job.req.metric),
                           job.first_at is not None)
 
 
 def ttft_deadline(job: Job) -> float | None:
     """The node's deadline if its first token is what its SLA counts."""
-    return job.deadline if job.node.streams and job.req.metric == "ttft" and job.first_at is None else None
+    return job.deadline if job.node.first_token_decides(job.req.metric) and job.first_at is None else None
 
 
 def prefill_at(r: SimReplica, now: float, pending: Sequence[Job]) -> Callable[[int], float]:
@@ -104,6 +104,7 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
         return admission.prefill_fits(without, at(job.prompt_tokens), own, firsts)
     candidates: list[Job] = []
     needs: list[float] = []
+    first_token: list[bool] = []  # its SLA is its first token (``admission.choose``)
     for job in sim.queue.head(admission.WINDOW):
         if job.tier == "best_effort":
             break
@@ -114,8 +115,9 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
             sim.queue.move(job, "best_effort")
             continue
         candidates.append(job)
+        first_token.append(ttft_deadline(job) is not None)
         needs.append(n if fits(job, ttft_deadline(job)) else math.inf)  # inf: this engine cannot take it now
-    i = admission.choose(needs, running, speed)
+    i = admission.choose(needs, running, speed, first_token)
     if i is not None:
         return candidates[i]
     if candidates or sim.queue.total() > sim.queue.count("best_effort"):

@@ -260,7 +260,7 @@ class Simulation:
         else:
             self._learn(f"{job.node.step}:fixed", dur)
         self._learn("node", dur)
-        counted = job.first_at if job.node.streams and req.metric == "ttft" else now
+        counted = job.first_at if job.node.first_token_decides(req.metric) else now
         missed = counted is None or counted > job.deadline
         req.misses += missed
         self.window.add(now, missed)

@@ -181,9 +181,15 @@ UNACKED_INDEX = "unacked_index"
 UNACKED_MUTEX = "unacked_mutex"
 
 
-def node_task_id(request_id: str, index: int, step: str) -> str:
-    """The Celery task id of a request's node: names its message and its attempt counter."""
-    return f"{request_id}-{index}-{step}"
+#: Ends the task id of an LLM node whose first token decides its request's SLA: a held
+#: worker's pop tells it from the other LLM nodes by its raw id (``state.hold``).
+FIRST_TOKEN_TAG = "-ttft"
+
+
+def node_task_id(request_id: str, index: int, step: str, first_token: bool = False) -> str:
+    """The Celery task id of a request's node: names its message and its attempt counter.
+    ``first_token``: the node's first token decides the SLA (``Node.first_token_decides``)."""
+    return f"{request_id}-{index}-{step}{FIRST_TOKEN_TAG if first_token else ''}"
 
 
 def request_of_task(task_id: str) -> str | None:

@@ -28,7 +28,8 @@ provisioner all use it. What it changes, and why:
   room sets its process's hold key (``state.hold``, a short expiry); while it is set, the pop
   passes over LLM nodes among the first ``admission.WINDOW`` messages in service order (over
   all lists; an LLM node is known by its raw header, before any decode), and takes the
-  first node of another step (retrieval, validation) instead: the refused node
+  first node of another step (retrieval, validation) instead, or an LLM node whose first
+  token decides its SLA when the refused one's did not (``hold.E2E``): the refused node
   waits at the head of its queue for a sibling, or for this worker once an admitted
   request leaves (``hold.LlmHold.open`` clears the key and rings the consumer's own doorbell).
   A pop that passed over LLM nodes only leaves the doorbells rung, and its consumer
@@ -70,7 +71,7 @@ from kombu.utils.json import dumps, loads
 from cato_mq.policy import admission
 from cato_mq.state import dead, keys, scripts, tags
 from cato_mq.state.envelope import screened
-from cato_mq.state.hold import HOLD_S, llm_hold
+from cato_mq.state.hold import EVERY, HOLD_S, llm_hold
 from cato_mq.state.ledger import Failed, Ledger
 from cato_mq.state.publish import BELL_CAP, BELL_TTL_S, EPOCH_TTL_S, PUT, BacklogFull, current_bound, set_epoch
 
@@ -104,8 +105,10 @@ if now == '' then
   now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
 -- held: pass over LLM nodes among the first `budget` nodes in service order, over all
--- lists (not per list: a pop then copies at most that many messages into Lua)
-local held = redis.call('EXISTS', KEYS[5 + n]) == 1
+-- lists (not per list: a pop then copies at most that many messages into Lua); those
+-- whose first token decides their SLA (the id's tag) only if the hold reaches every one
+local hold = redis.call('GET', KEYS[5 + n])
+local held, every = hold ~= false, hold == '{EVERY}'
 local budget = 0
 if held then budget = tonumber(ARGV[8 + 2 * n]) end
 local passed = false
@@ -115,7 +118,12 @@ local passed = false
 -- the decode it saves. Anything else falls through to the decode.
 local function raw_llm(item)
   local at = string.find(item, '"id": "', 1, true)
-  return at ~= nil and string.find(item, '^{HEX32}%-%d+%-llm"', at + 7) ~= nil
+  if at == nil then return false end
+  if string.find(item, '^{HEX32}%-%d+%-llm"', at + 7) then return true end
+  return every and string.find(item, '^{HEX32}%-%d+%-llm{TAG_PATTERN}"', at + 7) ~= nil
+end
+local function held_llm(id)
+  return string.sub(id, -4) == '-llm' or (every and string.sub(id, -{TAGLEN}) == '-llm{TAG}')
 end
 for i = 1, n do
   local list, queue, tracked = KEYS[4 + i], ARGV[5 + 2 * i], ARGV[6 + 2 * i]
@@ -157,7 +165,7 @@ for i = 1, n do
       local headers = message['headers']
       local id = nil
       if type(headers) == 'table' and type(headers['id']) == 'string' then id = headers['id'] end
-      if held and id and string.sub(id, -4) == '-llm' then
+      if held and id and held_llm(id) then
         passed = true
       else
         redis.call('HSET', KEYS[1], ARGV[1], '[' .. item .. ',"",' .. cjson.encode(queue) .. ']')
@@ -179,7 +187,10 @@ end
 if passed then return 0 end  -- LLM nodes wait, held back: the doorbells stay rung
 for i = 6 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return false
-""".replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{HEX32}", "%x" * 32)  # not an f-string: Lua has braces
+""".replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{HEX32}", "%x" * 32).replace(
+    "{EVERY}", EVERY).replace("{TAGLEN}", str(len("-llm" + keys.FIRST_TOKEN_TAG))).replace(
+    "{TAG_PATTERN}", keys.FIRST_TOKEN_TAG.replace("-", "%-")).replace(
+    "{TAG}", keys.FIRST_TOKEN_TAG)  # not an f-string: Lua has braces
 
 #: Test hook, set by ``workers.main`` from ``CATO_FAULT_AFTER_POP``: called between the
 #: pop and the delivery, the window kombu's BRPOP left open.
@@ -188,7 +199,7 @@ _unbound: set[str] = set()  # queues whose binding a full Redis refused (warned 
 
 
 #: A node's task id in a raw envelope (``keys.node_task_id``): names its request.
-_NODE_ID = re.compile(r'"id": "([0-9a-f]{32})-\d+-\w+"')
+_NODE_ID = re.compile(r'"id": "([0-9a-f]{32})-\d+-[\w-]+"')
 
 
 def _push(message: Any) -> str:

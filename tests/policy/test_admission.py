@@ -33,6 +33,16 @@ def test_candidates_beyond_the_first_that_fit_go_first() -> None:
     assert admission.choose([200.0] * admission.WINDOW + [1.0], [], speed) is None  # outside the window
 
 
+def test_a_first_token_candidate_needs_only_its_own_need_met() -> None:
+    # one more request (25 tok/s each) would make the 26 tok/s one late: an E2E candidate
+    # waits, one whose SLA is its first token goes in (its SLA is decided at that token)
+    running = [10.0, 26.0, 5.0]
+    assert admission.choose([2.0], running, speed, [False]) is None
+    assert admission.choose([2.0], running, speed, [True]) == 0
+    assert admission.choose([2.0, 2.0], running, speed, [False, True]) == 1  # the first that may go
+    assert admission.choose([30.0], running, speed, [True]) is None  # its own need still counts
+
+
 def test_hopeless() -> None:
     assert admission.hopeless(10.0, 12.0, 2.5)
     assert not admission.hopeless(10.0, 12.0, 1.5)

@@ -251,8 +251,39 @@ def test_a_held_pop_looks_at_the_first_window_of_nodes_over_all_lists(conn: Conn
         hold.llm_hold.open(rds)
 
 
+def test_a_hold_reaches_first_token_nodes_only_after_a_first_token_refusal(
+    conn: Connection, rds: redis.Redis
+) -> None:
+    # the gate asks less of a node whose first token decides its SLA: after an E2E node's
+    # refusal a completion's LLM node still reaches the engine; after a first-token node's
+    # refusal every LLM node waits
+    e2e = publish(conn, "q", task_id=keys.node_task_id("a" * 32, 0, "llm"))
+    first = publish(conn, "q", task_id=keys.node_task_id("b" * 32, 1, "llm", first_token=True))
+    retrieve = publish(conn, "q", task_id=keys.node_task_id("c" * 32, 0, "retrieve"))
+    assert first.endswith(keys.FIRST_TOKEN_TAG)
+    try:
+        hold.llm_hold.close(rds, every=True)
+        rds.pexpire(hold.llm_hold.key, 30_000)  # longer than this test
+        [message] = consume(conn, ["q"])
+        assert message.headers["id"] == retrieve
+        message.ack()
+        consume_nothing(conn, "q")
+        hold.llm_hold.close(rds, every=False)
+        rds.pexpire(hold.llm_hold.key, 30_000)
+        [message] = consume(conn, ["q"])
+        assert message.headers["id"] == first
+        message.ack()
+        consume_nothing(conn, "q")  # the E2E node stays held back, queued
+        assert rds.llen("q") == 1
+    finally:
+        hold.llm_hold.open(rds)
+    [message] = consume(conn, ["q"])
+    assert message.headers["id"] == e2e
+    message.ack()
+
+
 def test_a_hold_expires_by_itself(conn: Connection, rds: redis.Redis) -> None:
-    hold.llm_hold.close(rds)
+    hold.llm_hold.close(rds, every=True)
     assert 0 < rds.pttl(hold.llm_hold.key) <= hold.HOLD_S * 1000
     llm = publish(conn, "q", task_id=f"{'a' * 32}-1-llm")
     [message] = consume(conn, ["q"])  # a worker that never opens it looks again after HOLD_S

@@ -37,6 +37,14 @@ def test_a_node_that_would_slow_an_admitted_one_below_its_need_is_refused_at_onc
     assert g.admitted == 1
 
 
+def test_a_first_token_node_goes_in_where_an_e2e_node_would_slow_an_admitted_one() -> None:
+    g = gate()
+    assert g.enter(ticket(80, 1.0), never_lost, True) is Verdict.admitted  # needs 80: alone only
+    completion = ticket(64, 0.2, ttft=True)  # needs 5 tokens/s, for its first token
+    assert g.enter(completion, never_lost, True) is Verdict.admitted
+    assert g.admitted == 2 and not g.closed
+
+
 def test_a_refusal_closes_the_gate_until_an_admitted_node_leaves() -> None:
     g = gate()
     first, second = ticket(80, 1.0), ticket(5, 60.0)
