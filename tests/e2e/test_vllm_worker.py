@@ -145,7 +145,7 @@ def test_concurrent_requests_share_the_engine(fleet: Fleet) -> None:
     llm = [next(node for node in h.result(timeout=60).nodes if node.step == "llm") for h in handles]
     # continuous batching: at some instant most of them are on the engine at once (one at a
     # time, never more than one). Not all 8: on a loaded 2-core host one node now and then
-    # reaches its worker up to a second late (README, "The same on one core"), which would
+    # reaches its worker up to a second late (docs/vllm-goodput.md, "The same on one core"), which would
     # make this test about that, not about batching.
     most_at_once = max(sum(y.started_at <= x.started_at < y.ended_at for y in llm) for x in llm)
     assert most_at_once >= n // 2, f"at most {most_at_once} of {n} ran at once"
