@@ -141,15 +141,17 @@ def test_every_kind_completes_and_streams(fleet: Fleet) -> None:
 
 def test_concurrent_requests_share_the_engine(fleet: Fleet) -> None:
     n = 8
-    handles = [submit(_task("summarization", 128, prompt=f"def g{i}(): pass")) for i in range(n)]
+    # 256 tokens each (about 1.3 s on this engine): long enough that nodes reaching the
+    # worker a few hundred ms apart still overlap, as batching should make them
+    handles = [submit(_task("summarization", 256, prompt=f"def g{i}(): pass")) for i in range(n)]
     llm = [next(node for node in h.result(timeout=60).nodes if node.step == "llm") for h in handles]
     # continuous batching: at some instant most of them are on the engine at once (one at a
     # time, never more than one). Not all 8: on a loaded 2-core host one node now and then
-    # reaches its worker up to a second late (docs/vllm-goodput.md, "The same on one core"), which would
-    # make this test about that, not about batching.
+    # reaches its worker up to a second late (docs/vllm-goodput.md, "The same on one
+    # core"), which would make this test about that, not about batching.
     most_at_once = max(sum(y.started_at <= x.started_at < y.ended_at for y in llm) for x in llm)
     assert most_at_once >= n // 2, f"at most {most_at_once} of {n} ran at once"
-    assert all(x.detail["completion_tokens"] == 128 for x in llm)  # ignore_eos: each ran its whole budget
+    assert all(x.detail["completion_tokens"] == 256 for x in llm)  # ignore_eos: each ran its whole budget
     assert len({x.worker for x in llm}) == 1
 
 
