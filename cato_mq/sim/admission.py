@@ -114,9 +114,10 @@ def pick(sim: Simulation, r: SimReplica, now: float) -> Job | None:
         if n > alone or lost(job, now, alone_s(sim, job.req, job.index)):
             sim.queue.move(job, "best_effort")
             continue
+        own = ttft_deadline(job)
         candidates.append(job)
-        first_token.append(ttft_deadline(job) is not None)
-        needs.append(n if fits(job, ttft_deadline(job)) else math.inf)  # inf: this engine cannot take it now
+        first_token.append(own is not None)
+        needs.append(n if fits(job, own) else math.inf)  # inf: this engine cannot take it now
     i = admission.choose(needs, running, speed, first_token)
     if i is not None:
         return candidates[i]

@@ -122,8 +122,9 @@ local function raw_llm(item)
   if string.find(item, '^{HEX32}%-%d+%-llm"', at + 7) then return true end
   return every and string.find(item, '^{HEX32}%-%d+%-llm{TAG_PATTERN}"', at + 7) ~= nil
 end
+local tagged = '-llm{TAG}'
 local function held_llm(id)
-  return string.sub(id, -4) == '-llm' or (every and string.sub(id, -{TAGLEN}) == '-llm{TAG}')
+  return string.sub(id, -4) == '-llm' or (every and string.sub(id, -#tagged) == tagged)
 end
 for i = 1, n do
   local list, queue, tracked = KEYS[4 + i], ARGV[5 + 2 * i], ARGV[6 + 2 * i]
@@ -188,8 +189,7 @@ if passed then return 0 end  -- LLM nodes wait, held back: the doorbells stay ru
 for i = 6 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return false
 """.replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{HEX32}", "%x" * 32).replace(
-    "{EVERY}", EVERY).replace("{TAGLEN}", str(len("-llm" + keys.FIRST_TOKEN_TAG))).replace(
-    "{TAG_PATTERN}", keys.FIRST_TOKEN_TAG.replace("-", "%-")).replace(
+    "{EVERY}", EVERY).replace("{TAG_PATTERN}", keys.FIRST_TOKEN_TAG.replace("-", "%-")).replace(
     "{TAG}", keys.FIRST_TOKEN_TAG)  # not an f-string: Lua has braces
 
 #: Test hook, set by ``workers.main`` from ``CATO_FAULT_AFTER_POP``: called between the

