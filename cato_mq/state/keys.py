@@ -192,6 +192,13 @@ def node_task_id(request_id: str, index: int, step: str, first_token: bool = Fal
     return f"{request_id}-{index}-{step}{FIRST_TOKEN_TAG if first_token else ''}"
 
 
+#: The head of a node's task id as ``node_task_id`` writes it, for readers that match it
+#: in text: the request id (captured), then ``-<index>-``; the step follows. As a Python
+#: regex and as a Lua pattern (the transport's pop script).
+NODE_ID_HEAD_REGEX = r"([0-9a-f]{32})-\d+-"
+NODE_ID_HEAD_LUA = "(" + "%x" * 32 + ")%-%d+%-"
+
+
 def request_of_task(task_id: str) -> str | None:
     """The request id inside a node's task id, or None when the id is not a node's."""
     rid, _, rest = task_id.partition("-")

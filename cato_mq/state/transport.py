@@ -119,8 +119,8 @@ local passed = false
 local function raw_llm(item)
   local at = string.find(item, '"id": "', 1, true)
   if at == nil then return false end
-  if string.find(item, '^{HEX32}%-%d+%-llm"', at + 7) then return true end
-  return every and string.find(item, '^{HEX32}%-%d+%-llm{TAG_PATTERN}"', at + 7) ~= nil
+  if string.find(item, '^{NODE}llm"', at + 7) then return true end
+  return every and string.find(item, '^{NODE}llm{TAG_PATTERN}"', at + 7) ~= nil
 end
 local tagged = '-llm{TAG}'
 local function held_llm(id)
@@ -177,7 +177,7 @@ for i = 1, n do
           attempt = redis.call('INCR', ARGV[4] .. id)
           redis.call('EXPIRE', ARGV[4] .. id, ARGV[5])
           -- a node of a cancelled request is delivered marked, and skipped (state.cancel)
-          local rid = string.match(id, '^({HEX32})%-')
+          local rid = string.match(id, '^{NODE}')
           if rid and redis.call('EXISTS', ARGV[7 + 2 * n] .. rid) == 1 then cancelled = 1 end
         end
         return {list, item, attempt, cancelled}
@@ -188,7 +188,7 @@ end
 if passed then return 0 end  -- LLM nodes wait, held back: the doorbells stay rung
 for i = 6 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return false
-""".replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{HEX32}", "%x" * 32).replace(
+""".replace("{OVERSIZE_KEPT}", str(OVERSIZE_KEPT)).replace("{NODE}", keys.NODE_ID_HEAD_LUA).replace(
     "{EVERY}", EVERY).replace("{TAG_PATTERN}", keys.FIRST_TOKEN_TAG.replace("-", "%-")).replace(
     "{TAG}", keys.FIRST_TOKEN_TAG)  # not an f-string: Lua has braces
 
@@ -199,7 +199,7 @@ _unbound: set[str] = set()  # queues whose binding a full Redis refused (warned 
 
 
 #: A node's task id in a raw envelope (``keys.node_task_id``): names its request.
-_NODE_ID = re.compile(r'"id": "([0-9a-f]{32})-\d+-[\w-]+"')
+_NODE_ID = re.compile(rf'"id": "{keys.NODE_ID_HEAD_REGEX}[\w-]+"')
 
 
 def _push(message: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cato_mq.policy.tiers import PRIORITY, Tier
 from cato_mq.state import keys
 
@@ -34,3 +36,12 @@ def test_a_tier_queue_maps_every_priority_onto_its_own_lists() -> None:
     assert keys.priority_list("celery", 3) == "celery\x06\x163" and keys.priority_list("celery", 0) == "celery"
     every = [keys.priority_list("celery", p) for p in keys.PRIORITY_STEPS]
     assert [name for _, name in keys.served_lists("celery")] == every
+
+
+def test_a_node_task_id_matches_the_head_its_text_readers_look_for() -> None:
+    rid = "0123456789abcdef" * 2
+    for node_id in (keys.node_task_id(rid, 3, "llm"), keys.node_task_id(rid, 12, "llm", first_token=True)):
+        head = re.match(keys.NODE_ID_HEAD_REGEX, node_id)
+        assert head is not None and head.group(1) == rid == keys.request_of_task(node_id)
+        assert node_id[head.end():] in ("llm", "llm" + keys.FIRST_TOKEN_TAG)
+    assert re.match(keys.NODE_ID_HEAD_REGEX, f"{rid}-x-llm") is None  # the index is a number

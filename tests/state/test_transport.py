@@ -282,6 +282,34 @@ def test_a_hold_reaches_first_token_nodes_only_after_a_first_token_refusal(
     message.ack()
 
 
+def test_a_held_pop_tells_node_ids_apart_in_a_message_it_must_decode(conn: Connection, rds: redis.Redis) -> None:
+    # a publisher writing compact JSON ('"id":"...' without the space) slips past the raw
+    # match: the pop decodes the message and judges its id the same way, tag included
+    def push(task_id: str) -> None:
+        message = json.loads(envelope([[1], {}, {}]))
+        message["headers"]["id"] = task_id
+        rds.lpush("q", json.dumps(message, separators=(",", ":")))
+
+    e2e, first = keys.node_task_id("a" * 32, 0, "llm"), keys.node_task_id("b" * 32, 1, "llm", first_token=True)
+    push(e2e)
+    push(first)
+    try:
+        hold.llm_hold.close(rds, every=True)
+        rds.pexpire(hold.llm_hold.key, 30_000)  # longer than this test
+        consume_nothing(conn, "q")  # both wait
+        hold.llm_hold.close(rds, every=False)
+        rds.pexpire(hold.llm_hold.key, 30_000)
+        [message] = consume(conn, ["q"])
+        assert message.headers["id"] == first
+        message.ack()
+        consume_nothing(conn, "q")
+    finally:
+        hold.llm_hold.open(rds)
+    [message] = consume(conn, ["q"])
+    assert message.headers["id"] == e2e
+    message.ack()
+
+
 def test_a_hold_expires_by_itself(conn: Connection, rds: redis.Redis) -> None:
     hold.llm_hold.close(rds, every=True)
     assert 0 < rds.pttl(hold.llm_hold.key) <= hold.HOLD_S * 1000
