@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from kombu.exceptions import OperationalError
@@ -22,6 +24,8 @@ from cato_mq.cli import bench, client, dead, demo, engine, faults, fleet, gatewa
 EXIT_USAGE = 2
 #: What a shell reports for a process that SIGPIPE ended: `cato-mq fleet | head` ends so.
 EXIT_BROKEN_PIPE = 141
+#: What a shell reports for a process that SIGTERM ended.
+EXIT_TERMINATED = 143
 #: Command groups in the order ``--help`` lists them.
 GROUPS = (up, gateway, worker, client, bench, demo, fleet, engine, sim, dead, faults, metrics)
 #: `cato-mq bench NAME ...` is the same as `cato-mq bench-NAME ...` for these benchmarks,
@@ -40,11 +44,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_TERMINATED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if len(words) >= 2 and words[0] == "bench" and words[1] in BENCH_ALIASES:
         words = [f"bench-{words[1]}", *words[2:]]
     command = "cato-mq"
+    # SIGTERM ends a command as Ctrl-C does, through its `finally`s: a benchmark or a demo
+    # stops the workers and servers it started rather than leaving them orphaned. Commands
+    # that handle it themselves (up, the worker, the gateway) set their own handler later.
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         args = parser().parse_args(words)
         command = f"cato-mq {args.command}"
@@ -66,3 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a failed request (RequestFailed), a wait that ran out, Redis out of reach
         print(f"{command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if main_thread:  # None: the handler before was not set from Python
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import redis
@@ -141,3 +142,29 @@ def test_demo_serves_every_kind_and_leaves_nothing_behind(tmp_path: Path) -> Non
     for kind in ("completion", "generation", "summarization", "translation"):
         assert f"| {kind} |" in out.stdout
     assert list(tmp_path.iterdir()) == []  # no log folder, no Redis directory
+
+
+def test_sigterm_stops_a_benchmark_and_the_processes_it_started() -> None:
+    import psutil
+
+    bench = subprocess.Popen([sys.executable, "-m", "cato_mq.cli", "bench", "overhead", "--hops", "10000000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        me = psutil.Process(bench.pid)
+        # its Redis and both workers (bare Celery's and cato-mq's) are up once a worker of
+        # each kind is among its children; the benchmark is in its `try` by then
+        deadline = time.monotonic() + 60
+        while True:
+            children = me.children(recursive=True)
+            lines = [" ".join(c.cmdline()) for c in children if c.is_running()]
+            if any("bare_celery" in x for x in lines) and any("cato_mq.cli worker" in x for x in lines):
+                break
+            assert bench.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.05)
+        bench.terminate()
+        assert bench.wait(60) == 143
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [" ".join(p.cmdline()) for p in alive]
+    finally:
+        if bench.poll() is None:
+            bench.kill()
