@@ -251,6 +251,13 @@ def test_a_held_pop_looks_at_the_first_window_of_nodes_over_all_lists(conn: Conn
         hold.llm_hold.open(rds)
 
 
+def close_for_the_test(rds: redis.Redis, every: bool) -> None:
+    """Hold LLM nodes back as a refusal does, for 30 s: longer than a test, where a refusal's
+    hold lasts ``HOLD_S``."""
+    hold.llm_hold.close(rds, every=every)
+    rds.pexpire(hold.llm_hold.key, 30_000)
+
+
 def test_a_hold_reaches_first_token_nodes_only_after_a_first_token_refusal(
     conn: Connection, rds: redis.Redis
 ) -> None:
@@ -262,14 +269,12 @@ def test_a_hold_reaches_first_token_nodes_only_after_a_first_token_refusal(
     retrieve = publish(conn, "q", task_id=keys.node_task_id("c" * 32, 0, "retrieve"))
     assert first.endswith(keys.FIRST_TOKEN_TAG)
     try:
-        hold.llm_hold.close(rds, every=True)
-        rds.pexpire(hold.llm_hold.key, 30_000)  # longer than this test
+        close_for_the_test(rds, every=True)
         [message] = consume(conn, ["q"])
         assert message.headers["id"] == retrieve
         message.ack()
         consume_nothing(conn, "q")
-        hold.llm_hold.close(rds, every=False)
-        rds.pexpire(hold.llm_hold.key, 30_000)
+        close_for_the_test(rds, every=False)
         [message] = consume(conn, ["q"])
         assert message.headers["id"] == first
         message.ack()
@@ -294,11 +299,9 @@ def test_a_held_pop_tells_node_ids_apart_in_a_message_it_must_decode(conn: Conne
     push(e2e)
     push(first)
     try:
-        hold.llm_hold.close(rds, every=True)
-        rds.pexpire(hold.llm_hold.key, 30_000)  # longer than this test
+        close_for_the_test(rds, every=True)
         consume_nothing(conn, "q")  # both wait
-        hold.llm_hold.close(rds, every=False)
-        rds.pexpire(hold.llm_hold.key, 30_000)
+        close_for_the_test(rds, every=False)
         [message] = consume(conn, ["q"])
         assert message.headers["id"] == first
         message.ack()
