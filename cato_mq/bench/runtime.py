@@ -21,6 +21,7 @@ import redis
 from cato_mq import app as cato_app
 from cato_mq.bench.scoring import Outcome, Span
 from cato_mq.bench.workload import Request
+from cato_mq.engine.cpu import CpuMeter, CpuUse
 from cato_mq.fleet import launch
 from cato_mq.schemas import CodingTask, Result
 
@@ -38,6 +39,8 @@ class RuntimeRun:
     estimates: dict[str, float]  # the pool's service-time estimates at the end
     #: per request that streamed, where its TTFT went (``ttft_parts``)
     ttft_parts: list[TtftParts] = field(default_factory=list)
+    #: CPU the run's processes spent from the first submit to the last result (``meter=True``)
+    cpu: CpuUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,10 @@ def task_of(r: Request) -> CodingTask:
     return CodingTask.model_validate(fields)
 
 
+def _completion_tokens(res: Result) -> int:
+    return sum(t for n in res.nodes if isinstance(t := n.detail.get("completion_tokens"), int))
+
+
 def _outcome(res: Result) -> Outcome:
     misses = sum(not n.met_deadline for n in res.nodes)
     return Outcome(res.kind.value, res.ttft_s, res.e2e_s, res.met_sla, len(res.nodes), misses)
@@ -82,20 +89,22 @@ def _outcome(res: Result) -> Outcome:
 def run(
     requests: list[Request], routing: str, replicas: int, slots: int, time_scale: float, tail_s: float,
     logs: Path | None = None, redis_url: str | None = None, engine: Sequence[str] | None = None,
+    meter: bool = False,
 ) -> RuntimeRun:
     """On ``redis_url`` (emptied first) if given, else on a throwaway local Redis.
-    ``engine`` replaces the sim engine's worker arguments (``--engine vllm ...``)."""
+    ``engine`` replaces the sim engine's worker arguments (``--engine vllm ...``). ``meter``:
+    also the CPU the run spent (``engine.cpu``; needs psutil)."""
     engine = list(engine) if engine is not None else ["--engine", "sim", "--time-scale", str(time_scale)]
     if redis_url is not None:
         redis.Redis.from_url(redis_url).flushdb()
-        return _fleet(redis_url, requests, routing, replicas, slots, engine, tail_s, logs)
+        return _fleet(redis_url, requests, routing, replicas, slots, engine, tail_s, logs, meter)
     with launch.LocalRedis() as server:
-        return _fleet(server.url, requests, routing, replicas, slots, engine, tail_s, logs)
+        return _fleet(server.url, requests, routing, replicas, slots, engine, tail_s, logs, meter)
 
 
 def _fleet(
     url: str, requests: list[Request], routing: str, replicas: int, slots: int, engine: list[str], tail_s: float,
-    logs: Path | None,
+    logs: Path | None, meter: bool,
 ) -> RuntimeRun:
     logs = logs or Path(tempfile.mkdtemp(prefix="cato-goodput-"))
     env = {"CATO_POOLS": "default", "CATO_ROUTING": routing}
@@ -110,7 +119,7 @@ def _fleet(
                 "--pool", "default", "--device", str(i), *engine, "--concurrency", str(slots), "-l", "WARNING",
             ], env, logs / f"{routing}-worker-{i}.log"))
         launch.wait_replicas(client, "default", replicas, procs=procs)
-        return _drive(requests, replicas, tail_s)
+        return _drive(requests, replicas, tail_s, meter)
     finally:
         launch.stop(procs)
         os.environ.clear()
@@ -118,10 +127,11 @@ def _fleet(
         cato_app.reset()
 
 
-def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
+def _drive(requests: list[Request], replicas: int, tail_s: float, meter: bool) -> RuntimeRun:
     from cato_mq.client import follow, submit
 
     tasks = [task_of(r) for r in requests]  # validated before the clock starts
+    cpu = CpuMeter() if meter else None
     t0 = time.time() + 0.5
     handles, late = [], 0
     for r, task in zip(requests, tasks, strict=True):
@@ -139,6 +149,8 @@ def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
                 results[h.request_id] = Result.model_validate_json(fields["d"])
     except TimeoutError:
         pass  # whatever has not ended counts as unfinished
+    use = None if cpu is None else cpu.read(sum(len(r.nodes) for r in results.values()),
+                                            sum(_completion_tokens(r) for r in results.values()))
     outcomes, busy, parts = [], [], []
     tiers: dict[str, int] = {}
     for h, r in zip(handles, requests, strict=True):
@@ -158,4 +170,4 @@ def _drive(requests: list[Request], replicas: int, tail_s: float) -> RuntimeRun:
     from cato_mq.state import keys
 
     est = {k: float(v) for k, v in redis_client().hgetall(keys.estimates("default")).items()}
-    return RuntimeRun(outcomes, provisioned, busy, late, dict(sorted(tiers.items())), est, parts)
+    return RuntimeRun(outcomes, provisioned, busy, late, dict(sorted(tiers.items())), est, parts, use)

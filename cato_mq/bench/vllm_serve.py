@@ -32,8 +32,10 @@ from cato_mq.bench.peer_graph import run_graph
 from cato_mq.bench.runtime import RuntimeRun, task_of
 from cato_mq.bench.scoring import Outcome, Span
 from cato_mq.bench.workload import Request
+from cato_mq.engine.cpu import CpuMeter
 from cato_mq.fleet.launch import die_with_parent, free_port
 from cato_mq.fleet.pools import PoolSpec
+from cato_mq.graphs import graph_for
 from cato_mq.schemas import Kind
 
 #: variant -> vLLM's --scheduling-policy
@@ -94,7 +96,8 @@ def _healthy(base: str) -> bool:
 
 def run_loads(rates: Sequence[float], requests_at: Callable[[float], list[Request]], variant: str, spec: PoolSpec,
               engines: int, tail_s: float, logs: Path) -> Iterator[tuple[float, RuntimeRun]]:
-    """``variant`` at each load in turn, on one set of servers (started once: a minute each)."""
+    """``variant`` at each load in turn, on one set of servers (started once: a minute each),
+    each run metered (``RuntimeRun.cpu``)."""
     with servers(spec, engines, VARIANTS[variant], logs) as bases:
         for rate in rates:
             yield rate, asyncio.run(_drive(bases, requests_at(rate), variant == "vllm-priority", spec.sampling,
@@ -106,20 +109,21 @@ async def _drive(bases: list[str], requests: list[Request], prioritize: bool, sa
     tasks = [task_of(r).model_dump(mode="json") for r in requests]  # what a worker sees
     turn = itertools.count()
     busy: list[Span] = []
-    late = 0
+    late = tokens = nodes = 0
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=RESULT_TIMEOUT_S, limits=limits) as http:
         t0 = time.time() + 1.0
+        cpu = CpuMeter()
 
         async def one(r: Request, task: dict[str, Any]) -> Outcome:
-            nonlocal late
+            nonlocal late, nodes
             arrived = t0 + r.at
             await asyncio.sleep(max(0.0, arrived - time.time()))  # the open-loop arrival schedule
             late += time.time() - arrived > 0.05
             first: float | None = None
 
             async def llm(prompt: str) -> str:
-                nonlocal first
+                nonlocal first, tokens
                 base = bases[next(turn) % len(bases)]  # the round-robin proxy
                 body = {"model": "model", "prompt": prompt, "max_tokens": r.max_tokens, "temperature": 0.0,
                         "stream": True, **sampling}
@@ -127,6 +131,7 @@ async def _drive(bases: list[str], requests: list[Request], prioritize: bool, sa
                     body["priority"] = KIND_PRIORITY[r.kind]
                 began = time.time()
                 text, first_piece = await _stream(http, base, body)
+                tokens += r.max_tokens  # the pool's sampling ignores EOS: every call runs to max_tokens
                 busy.append(Span(base, began - t0, time.time() - t0))
                 first = first or first_piece
                 return text
@@ -135,17 +140,19 @@ async def _drive(bases: list[str], requests: list[Request], prioritize: bool, sa
                 await run_graph(task, llm)
             except (httpx.HTTPError, RuntimeError):
                 return Outcome(r.kind.value, None, None, False)
+            nodes += len(graph_for(r.kind))
             e2e = time.time() - arrived
             ttft = None if first is None else first - arrived
             measured = ttft if r.metric == "ttft" else e2e
             return Outcome(r.kind.value, ttft, e2e, measured is not None and measured <= r.sla_s, 0, 0)
 
         outcomes = await asyncio.gather(*(one(r, t) for r, t in zip(requests, tasks, strict=True)))
+        use = cpu.read(nodes, tokens)
     horizon = max((r.at for r in requests), default=0.0) + tail_s
     done = [o if o.e2e_s is not None and o.e2e_s <= horizon - r.at else Outcome(o.kind, None, None, False)
             for o, r in zip(outcomes, requests, strict=True)]
     provisioned = [Span(base, 0.0, horizon) for base in bases]
-    return RuntimeRun(done, provisioned, busy, late, {}, {})
+    return RuntimeRun(done, provisioned, busy, late, {}, {}, cpu=use)
 
 
 async def _stream(http: httpx.AsyncClient, base: str, body: dict[str, Any]) -> tuple[str, float | None]:

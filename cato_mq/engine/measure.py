@@ -26,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from cato_mq.engine import text_only, usl
+from cato_mq.engine import cpu, text_only, usl
 from cato_mq.engine.profile import Fit, Profile, save
 from cato_mq.engine.timing import EngineTiming
 from cato_mq.fleet import launch
@@ -205,11 +205,14 @@ def measure(
 
     # decode: per-request speed with N at once; the USL is fitted to N x that speed
     decode_pts: list[tuple[float, float]] = []
+    meter, tokens = cpu.meter_if_possible(), 0
     for n in levels:
         for _ in range(rounds):
             results = _run([_task(pool, "summarization", texts[i % len(texts)], max_tokens) for i in range(n)])
             speed = p50([1 / _llm_times(r)[1] for r in results])
             decode_pts.append((float(n), n * speed))
+            tokens += sum(int(str(_llm_node(r).detail.get("completion_tokens") or 0)) for r in results)
+    host = meter.read(tokens=tokens) if meter is not None else None
     fit = usl.fit(decode_pts)
     per_context_s, context_ref = _context_cost(pool, texts, spec, max(levels), rounds, max_tokens, count)
 
@@ -227,6 +230,7 @@ def measure(
         decode_base_s=max(0.0, (1 - fit.sigma) / fit.lam), decode_per_seq_s=fit.sigma / fit.lam,
         usl_lambda=fit.lam, usl_sigma=fit.sigma, usl_kappa=fit.kappa,
         decode_per_context_token_s=per_context_s, decode_context_ref=context_ref,
+        host_s_per_token=host.host_s / host.tokens if host is not None and host.tokens else 0.0,
         max_num_seqs=spec.max_num_seqs, max_model_len=spec.max_model_len,
         chars_per_token=chars / sum(count(t) for t in texts), cold_start_s=cold_start_s,
     )
@@ -313,5 +317,6 @@ def summary(p: Profile) -> str:
         f"kappa {d['kappa'] or 0:.5f}, R^2 {p.decode.r2:.3f} |",
         f"| decode: step cost per token of context | {p.timing.decode_per_context_token_s * 1e9:.0f} ns "
         f"(measured at {p.timing.decode_context_ref:.0f} tokens a request) |",
+        f"| decode: host CPU per token meanwhile | {p.timing.host_s_per_token * 1e6:.1f} us |",
     ]
     return "\n".join(rows)

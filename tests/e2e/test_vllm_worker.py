@@ -207,6 +207,8 @@ def test_profile_calibrates_the_router_and_the_simulator(fleet: Fleet, tmp_path:
     assert 0 <= prof.decode.r2 <= 1
     # the decode levels' context, read from the engine's own prompt token counts
     assert 150 < prof.timing.decode_context_ref < 500 and prof.timing.decode_per_context_token_s >= 0
+    # the host's CPU a token while decode was measured (the worker, Redis, this client)
+    assert 0 < prof.timing.host_s_per_token < 0.01
     assert EngineTiming.load(path) == prof.timing  # the simulator reads the file as it is
 
     # stored in the fleet's Redis; the router plans the next request with it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cato_mq.bench import corpus, scoring, workload
@@ -214,3 +216,24 @@ def test_the_simulator_and_the_sim_engine_agree_step_for_step_on_a_burst_of_long
     for (first, end), o in zip(engine, sim.outcomes, strict=True):
         assert o.ttft_s == pytest.approx(first) and o.e2e_s == pytest.approx(end)
     assert len({round(first, 9) for first, _ in engine}) >= 3  # the budget spread the first tokens out
+
+
+def test_host_work_on_the_engine_core_lengthens_its_steps_while_it_is_busy() -> None:
+    base = SimConfig("fifo", replicas=1, hop_s=0.003, submit_s=0.0)
+    alone = [summ(Kind.summarization, 0.0, 10)]
+    plain = simulate(alone, base).outcomes[0]
+    assert plain.ttft_s is not None and plain.e2e_s is not None
+    streamed = simulate(alone, dataclasses.replace(base, host_s_per_token=0.001)).outcomes[0]
+    # each step carries the host's work for the tokens it streams: one a step, alone
+    assert streamed.ttft_s == pytest.approx(plain.ttft_s + 0.001)
+    assert streamed.e2e_s == pytest.approx(plain.e2e_s + 10 * 0.001)
+    # a node's host work in the engine's idle time costs the engine nothing
+    assert simulate(alone, dataclasses.replace(base, host_s_per_node=0.005)).outcomes[0].e2e_s == plain.e2e_s
+
+    # a generation's three nodes all start while a long summarization decodes: the
+    # summarization ends three nodes' host work later
+    busy = [summ(Kind.summarization, 0.0, 300), summ(Kind.generation, 0.05, 5)]
+    before = simulate(busy, base).outcomes
+    after = simulate(busy, dataclasses.replace(base, host_s_per_node=0.005)).outcomes
+    assert before[1].e2e_s is not None and before[1].e2e_s < 1.0 < (before[0].e2e_s or 0.0)
+    assert after[0].e2e_s == pytest.approx((before[0].e2e_s or 0.0) + 3 * 0.005)

@@ -10,6 +10,14 @@ The workload is the paper mix of the sim runs with time rescaled to this engine:
 runs model a 7B-speed engine (``Plan.time_scale`` times slower than the tiny model), so
 here SLAs are that many times shorter. Prompts are cut so prompt plus output fit the tiny
 model's 2,048 positions.
+
+Every process of these runs shares the engine's core (the README's one-core setup), so the
+host's work slows the engine. Each real run is metered (``engine.cpu``: the engine's
+CPU and the rest), the host's seconds per node and per token are fitted to the runs of
+each stack (cato-mq's systems; ``vllm serve``'s), and the simulator charges the engine's
+steps with what exceeds the host work the profile's own decode runs held
+(``host_cost``). The notes give the fitted costs and the simulator's goodput without
+them.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from cato_mq.bench import runtime, workload
 from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, Plan, row, summary
 from cato_mq.bench.scoring import percentile
+from cato_mq.engine.cpu import CpuUse, host_cost
 from cato_mq.sim.model import SimConfig
 from cato_mq.sim.simulator import simulate
 
@@ -78,14 +87,16 @@ def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[d
         engine = ["--engine", "vllm", "--pools-file", pools, "--platform", "cpu", "--profile", str(prof)]
         tail_s = plan.tail_s / plan.time_scale
 
-        # the same simulation with the context term off: what that term of the step model buys
-        blind_profile = sim_profile.model_copy(update={"decode_per_context_token_s": 0.0})
+        # the same simulation without the host's share of the core: what that term buys
         blind: list[str] = []
+        uses: dict[str, list[CpuUse]] = {"cato-mq": [], "vllm serve": []}
 
-        def sim(system: str, rate: float, reqs: list[workload.Request], slots: int) -> None:
-            cfg = SimConfig(system, 1, slots, profile=sim_profile, time_scale=1.0, tail_s=tail_s, seed=plan.seed)
+        def sim(system: str, rate: float, reqs: list[workload.Request], slots: int, stack: str) -> None:
+            per_node, per_token = host_cost(uses[stack], sim_profile.host_s_per_token)
+            cfg = SimConfig(system, 1, slots, profile=sim_profile, time_scale=1.0, tail_s=tail_s, seed=plan.seed,
+                            host_s_per_node=per_node, host_s_per_token=per_token)
             rows.append(row("vllm", rate, system, "sim", summary(simulate(reqs, cfg))))
-            cfg = dataclasses.replace(cfg, profile=blind_profile)
+            cfg = dataclasses.replace(cfg, host_s_per_node=0.0, host_s_per_token=0.0)
             blind.append(f"{system} {rate:g}: {summary(simulate(reqs, cfg))['goodput']:.3f}")
 
         workloads = {rate: requests(c, plan, rate) for rate in plan.vllm_rates}  # one per load, for every system
@@ -98,24 +109,38 @@ def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[d
             for rate, reqs in workloads.items():
                 for system in mine:
                     rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url,
-                                     engine=engine)
+                                     engine=engine, meter=True)
                     rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits,
-                                 "round": rnd})
+                                 "round": rnd, **_cpu(rt, uses["cato-mq"])})
                     parts.append(f"{system} {rate:g}{label}: {where_ttft_went(rt.ttft_parts)}")
                     step(f"vllm-cpu {system} at {rate:g} req/s{label}")
             for variant in peers:  # one set of servers serves every load
                 for rate, rt in vllm_serve.run_loads(plan.vllm_rates, workloads.__getitem__, variant, spec, 1,
                                                      tail_s, Path(tmp)):
                     rows.append({**row("vllm", rate, variant, "runtime", summary(rt)),
-                                 "late_submits": rt.late_submits, "round": rnd})
+                                 "late_submits": rt.late_submits, "round": rnd, **_cpu(rt, uses["vllm serve"])})
                     step(f"{variant} at {rate:g} req/s{label}")
         for rate, reqs in workloads.items():  # the simulator is deterministic: once, whatever the rounds
             for system in mine:
-                sim(system, rate, reqs, plan.vllm_slots)
+                sim(system, rate, reqs, plan.vllm_slots, "cato-mq")
             if "vllm-fcfs" in peers:  # vLLM alone admits up to max_num_seqs into the batch
-                sim("round-robin", rate, reqs, spec.max_num_seqs)
-    return rows, (f"{note}. The simulator's goodput without the context term: {', '.join(blind)}. "
+                sim("round-robin", rate, reqs, spec.max_num_seqs, "vllm serve")
+    costs = "; ".join(f"{stack} {a * 1e3:.2f} ms a node + {b * 1e6:.1f} us a token"
+                      for stack, (a, b) in ((k, host_cost(v, sim_profile.host_s_per_token)) for k, v in uses.items()
+                                            if v))
+    return rows, (f"{note}. The host's CPU on the engine's core beyond the profile's "
+                  f"({sim_profile.host_s_per_token * 1e6:.1f} us a token), fitted to the real runs: "
+                  f"{costs or 'not metered'}. "
+                  f"The simulator's goodput without it: {', '.join(blind)}. "
                   f"Real TTFT's parts, p50/p95 ms: {'; '.join(parts)}")
+
+
+def _cpu(rt: runtime.RuntimeRun, into: list[CpuUse]) -> dict[str, Any]:
+    """The run's CPU reading for its row, kept in ``into`` for the simulator's fit."""
+    if rt.cpu is None:
+        return {}
+    into.append(rt.cpu)
+    return {"cpu": rt.cpu.as_dict()}
 
 
 def where_ttft_went(parts: list[runtime.TtftParts]) -> str:

@@ -50,6 +50,12 @@ def test_rounds_run_each_chosen_system_once_a_round_and_the_goal_reads_their_mea
     real = [(r["system"], r["round"]) for r in rep.rows if r["where"] == "runtime"]
     assert real == [("cato+", 1), ("vllm-fcfs", 1), ("cato+", 2), ("vllm-fcfs", 2)]
     assert sorted(r["system"] for r in rep.rows if r["where"] == "sim") == ["cato+", "round-robin"]
+    # each real run metered: the engine's processes found apart from the host's, and the work
+    for r in rep.rows:
+        if r["where"] == "runtime":
+            cpu = r["cpu"]
+            assert cpu["engine_s"] > 0 and cpu["host_s"] > 0 and cpu["nodes"] > 0 and cpu["tokens"] > 0, r
+    assert any("fitted to the real runs: cato-mq " in n and "; vllm serve " in n for n in rep.notes), rep.notes
     assert bar.done == bar.total
     # every real run against the one simulation of its system: one line per round
     assert [v["system"] for v in rep.validation] == [
