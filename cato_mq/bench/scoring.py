@@ -92,8 +92,16 @@ def busy_seconds(busy: Iterable[Span]) -> float:
 
 
 def utilization(busy: Iterable[Span], provisioned: Iterable[Span]) -> float:
+    """Busy time inside the provisioned window over the replica-seconds paid. Work past the
+    window (a peer's request still streaming after the run's horizon) is not in what was
+    paid for, so it is not counted as busy either."""
+    provisioned = list(provisioned)
     paid = replica_seconds(provisioned)
-    return busy_seconds(busy) / paid if paid > 0 else math.nan
+    if paid <= 0:
+        return math.nan
+    lo, hi = min(s.start for s in provisioned), max(s.end for s in provisioned)
+    inside = [Span(s.replica, max(s.start, lo), min(s.end, hi)) for s in busy if s.end > lo and s.start < hi]
+    return busy_seconds(inside) / paid
 
 
 class Run(Protocol):

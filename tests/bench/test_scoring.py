@@ -42,6 +42,9 @@ def test_utilization_from_a_replica_timeline() -> None:
     assert scoring.replica_seconds(provisioned) == 15
     assert scoring.busy_seconds(busy) == 6
     assert scoring.utilization(busy, provisioned) == pytest.approx(0.4)
+    # work past the run's horizon (a request still streaming) was not paid for: not busy
+    late = [*busy, Span("r1", 9, 30), Span("r1", 12, 40)]
+    assert scoring.utilization(late, provisioned) == pytest.approx(7 / 15)
 
 
 def test_union_length_merges_nested_and_touching_intervals() -> None:
