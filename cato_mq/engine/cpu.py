@@ -1,5 +1,5 @@
-"""CPU seconds the processes of one benchmark run spent: the vLLM engine's, and the host's
-(everything else this process started, and itself).
+"""CPU seconds the processes of one run (a benchmark's, the profiler's) spent: the vLLM engine's,
+and the host's (everything else this process started, and itself).
 
 The vllm-cpu benchmark puts every process on one core (``taskset -c 1``), so whatever the
 host spends there the engine does not get. ``host_cost`` fits the host's seconds per node
