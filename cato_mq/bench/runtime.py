@@ -22,6 +22,7 @@ from cato_mq import app as cato_app
 from cato_mq.bench.scoring import Outcome, Span
 from cato_mq.bench.workload import Request
 from cato_mq.engine.cpu import CpuMeter, CpuUse
+from cato_mq.engine.measure import completion_tokens
 from cato_mq.fleet import launch
 from cato_mq.schemas import CodingTask, Result
 
@@ -75,10 +76,6 @@ def task_of(r: Request) -> CodingTask:
     if r.target_language:
         fields["target_language"] = r.target_language
     return CodingTask.model_validate(fields)
-
-
-def _completion_tokens(res: Result) -> int:
-    return sum(t for n in res.nodes if isinstance(t := n.detail.get("completion_tokens"), int))
 
 
 def _outcome(res: Result) -> Outcome:
@@ -150,7 +147,7 @@ def _drive(requests: list[Request], replicas: int, tail_s: float, meter: bool) -
     except TimeoutError:
         pass  # whatever has not ended counts as unfinished
     use = None if cpu is None else cpu.read(sum(len(r.nodes) for r in results.values()),
-                                            sum(_completion_tokens(r) for r in results.values()))
+                                            sum(map(completion_tokens, results.values())))
     outcomes, busy, parts = [], [], []
     tiers: dict[str, int] = {}
     for h, r in zip(handles, requests, strict=True):

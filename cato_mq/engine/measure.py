@@ -211,7 +211,7 @@ def measure(
             results = _run([_task(pool, "summarization", texts[i % len(texts)], max_tokens) for i in range(n)])
             speed = p50([1 / _llm_times(r)[1] for r in results])
             decode_pts.append((float(n), n * speed))
-            tokens += sum(int(str(_llm_node(r).detail.get("completion_tokens") or 0)) for r in results)
+            tokens += sum(map(completion_tokens, results))
     host = meter.read(tokens=tokens) if meter is not None else None
     fit = usl.fit(decode_pts)
     per_context_s, context_ref = _context_cost(pool, texts, spec, max(levels), rounds, max_tokens, count)
@@ -265,6 +265,11 @@ def _context_cost(
         if ctx_long > ctx_short:
             slopes.append((step_long - step_short) / (n * (ctx_long - ctx_short)))
     return (max(0.0, p50(slopes)) if slopes else 0.0), p50(refs)
+
+
+def completion_tokens(result: Result) -> int:
+    """Tokens the request's LLM nodes generated, as their engine counted them."""
+    return sum(t for n in result.nodes if isinstance(t := n.detail.get("completion_tokens"), int))
 
 
 def _prompt_tokens(result: Result) -> float:

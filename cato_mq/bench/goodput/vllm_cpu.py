@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cato_mq.bench import runtime, workload
-from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, Plan, row, summary
+from cato_mq.bench.goodput.plan import RUNTIME_SYSTEMS, VLLM_PEERS, Plan, row, summary
 from cato_mq.bench.scoring import percentile
 from cato_mq.engine.cpu import CpuUse, host_cost
 from cato_mq.sim.model import SimConfig
@@ -89,10 +89,10 @@ def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[d
 
         # the same simulation without the host's share of the core: what that term buys
         blind: list[str] = []
-        uses: dict[str, list[CpuUse]] = {"cato-mq": [], "vllm serve": []}
+        fitted: dict[str, tuple[float, float]] = {}  # stack -> host seconds a node, a token
 
         def sim(system: str, rate: float, reqs: list[workload.Request], slots: int, stack: str) -> None:
-            per_node, per_token = host_cost(uses[stack], sim_profile.host_s_per_token)
+            per_node, per_token = fitted.get(stack, (0.0, 0.0))
             cfg = SimConfig(system, 1, slots, profile=sim_profile, time_scale=1.0, tail_s=tail_s, seed=plan.seed,
                             host_s_per_node=per_node, host_s_per_token=per_token)
             rows.append(row("vllm", rate, system, "sim", summary(simulate(reqs, cfg))))
@@ -111,23 +111,26 @@ def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[d
                     rt = runtime.run(reqs, system, 1, plan.vllm_slots, 1.0, tail_s, redis_url=redis_url,
                                      engine=engine, meter=True)
                     rows.append({**row("vllm", rate, system, "runtime", summary(rt)), "late_submits": rt.late_submits,
-                                 "round": rnd, **_cpu(rt, uses["cato-mq"])})
+                                 "round": rnd, **_cpu(rt)})
                     parts.append(f"{system} {rate:g}{label}: {where_ttft_went(rt.ttft_parts)}")
                     step(f"vllm-cpu {system} at {rate:g} req/s{label}")
             for variant in peers:  # one set of servers serves every load
                 for rate, rt in vllm_serve.run_loads(plan.vllm_rates, workloads.__getitem__, variant, spec, 1,
                                                      tail_s, Path(tmp)):
                     rows.append({**row("vllm", rate, variant, "runtime", summary(rt)),
-                                 "late_submits": rt.late_submits, "round": rnd, **_cpu(rt, uses["vllm serve"])})
+                                 "late_submits": rt.late_submits, "round": rnd, **_cpu(rt)})
                     step(f"{variant} at {rate:g} req/s{label}")
+        uses: dict[str, list[CpuUse]] = {}  # every real run's meter reading, by whose host it measures
+        for r in rows:
+            if "cpu" in r:
+                uses.setdefault("vllm serve" if r["system"] in VLLM_PEERS else "cato-mq", []).append(CpuUse(**r["cpu"]))
+        fitted.update((stack, host_cost(u, sim_profile.host_s_per_token)) for stack, u in uses.items())
         for rate, reqs in workloads.items():  # the simulator is deterministic: once, whatever the rounds
             for system in mine:
                 sim(system, rate, reqs, plan.vllm_slots, "cato-mq")
             if "vllm-fcfs" in peers:  # vLLM alone admits up to max_num_seqs into the batch
                 sim("round-robin", rate, reqs, spec.max_num_seqs, "vllm serve")
-    costs = "; ".join(f"{stack} {a * 1e3:.2f} ms a node + {b * 1e6:.1f} us a token"
-                      for stack, (a, b) in ((k, host_cost(v, sim_profile.host_s_per_token)) for k, v in uses.items()
-                                            if v))
+    costs = "; ".join(f"{stack} {a * 1e3:.2f} ms a node + {b * 1e6:.1f} us a token" for stack, (a, b) in fitted.items())
     return rows, (f"{note}. The host's CPU on the engine's core beyond the profile's "
                   f"({sim_profile.host_s_per_token * 1e6:.1f} us a token), fitted to the real runs: "
                   f"{costs or 'not metered'}. "
@@ -135,12 +138,9 @@ def run(plan: Plan, c: Corpus, step: Any, redis_url: str | None) -> tuple[list[d
                   f"Real TTFT's parts, p50/p95 ms: {'; '.join(parts)}")
 
 
-def _cpu(rt: runtime.RuntimeRun, into: list[CpuUse]) -> dict[str, Any]:
-    """The run's CPU reading for its row, kept in ``into`` for the simulator's fit."""
-    if rt.cpu is None:
-        return {}
-    into.append(rt.cpu)
-    return {"cpu": rt.cpu.as_dict()}
+def _cpu(rt: runtime.RuntimeRun) -> dict[str, Any]:
+    """The run's CPU reading for its row, which the simulator's fit reads too."""
+    return {} if rt.cpu is None else {"cpu": rt.cpu.as_dict()}
 
 
 def where_ttft_went(parts: list[runtime.TtftParts]) -> str:
